@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+#ifndef SPLICE_COPIER_HPP_
+#define SPLICE_COPIER_HPP_
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <system_error>
+#include <utility>
+
+#include "detail/platform.hpp"
+#include "pipe_pool.hpp"
+#include "result.hpp"
+#include "sigpipe.hpp"
+
+namespace splice_lib {
+
+/// How a copy moves its bytes.
+struct options {
+  /// Moves bytes through a user-space buffer even where splice would run (tests, benchmarks).
+  bool userspace = false;
+  /// Where pipes come from; nullptr means pipe_pool::shared().
+  pipe_pool* pool = nullptr;
+  /// Size of the user-space buffer, allocated only when the user-space path runs.
+  std::size_t buffer_size = std::size_t(64) << 10;
+  /// Most bytes asked of one splice(2) call. Asking for more than a pipe holds is harmless.
+  std::size_t max_splice = std::size_t(1) << 20;
+};
+
+/// What a copier waits for after advance().
+enum class step {
+  read,   ///< src to become readable
+  write,  ///< dst to become writable
+  done,   ///< nothing: the copy has ended; result() says how
+};
+
+/// copier moves bytes from src to dst, in as many advance() calls as it takes: each moves what it
+/// can without waiting and says what it waits for. Bytes it has taken from src and not yet written
+/// stay inside it (in its pipe or buffer) across calls, and are written first on the next.
+///
+/// With non-blocking fds, advance() never blocks, so an event loop can drive thousands of copiers;
+/// with blocking fds it blocks in the system calls. Sys is the system-call seam (see posix_calls).
+/// Not thread-safe: one copier per direction of a connection, used by one thread at a time.
+template <class Sys = system_calls>
+class copier {
+ public:
+  /// Prepares to copy at most limit bytes from src to dst. Touches neither fd.
+  copier(int dst, int src, std::uint64_t limit = no_limit, const options& opt = {}, Sys sys = {}) noexcept
+      : sys_(std::move(sys)), opt_(opt), dst_(dst), src_(src), remaining_(limit) {
+    if (!opt_.pool) opt_.pool = &pipe_pool::shared();
+  }
+  copier(const copier&) = delete;
+  copier& operator=(const copier&) = delete;
+  ~copier() { release_pipe(); }
+
+  int src() const noexcept { return src_; }
+  int dst() const noexcept { return dst_; }
+  /// Returns what the copy has done so far; final once advance() has returned step::done.
+  const splice_lib::result& result() const noexcept { return result_; }
+
+  /// Moves bytes until src is empty or dst is full, the limit is reached, src ends, or an error.
+  step advance() noexcept {
+    sigpipe_scope scope;
+    return advance(scope);
+  }
+
+  /// The same, for a caller that already holds a sigpipe_scope in this thread.
+  step advance(sigpipe_scope& scope) noexcept {
+    if (done_) return step::done;
+    if (!started_ && remaining_ != 0 && !start(scope)) return step::done;
+    for (;;) {
+      if (held() > 0) {
+        const ssize_t n = in_pipe_ > 0 ? pump() : write_buffer();
+        if (n < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK) return step::write;
+          return fail(scope, detail::last_error(), in_pipe_ > 0 ? "splice" : write_op());
+        }
+        continue;
+      }
+      if (eof_ || remaining_ == 0) return finish();
+      const ssize_t n = fill();
+      if (n > 0) continue;
+      if (n == 0) {
+        eof_ = true;
+        continue;
+      }
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return waiting_after_fill();
+      if (route_ != detail::route::user && (err == EINVAL || err == ENOSYS)) {
+        // The kernel cannot splice this pair (an old kernel, a kTLS record that is not data, ...).
+        // A fill runs only when nothing is held, and a failed splice consumed nothing, so the
+        // user-space path can take over from here without losing a byte.
+        route_ = detail::route::user;
+        release_pipe();
+        continue;
+      }
+      return fail(scope, detail::last_error(), route_ == detail::route::user ? "read" : "splice");
+    }
+  }
+
+  /// Ends the copy with ec (a caller's deadline, say). Bytes held count as unsent.
+  void stop(std::error_code ec, const char* op) noexcept {
+    if (done_) return;
+    result_.error = ec;
+    result_.op = op;
+    result_.unsent = held();
+    done_ = true;
+    release_pipe();  // closes the pipe if it holds bytes: they are lost with the stream
+    in_pipe_ = 0;
+    buf_begin_ = buf_end_ = 0;
+  }
+
+ private:
+  // start picks the route, once, before the first byte moves. Every failure here leaves src
+  // untouched, so the user-space fallback loses nothing.
+  bool start(sigpipe_scope& scope) noexcept {
+    started_ = true;
+    const char* op = "";
+    if (auto ec = detail::plan(sys_, dst_, src_, route_, op)) {
+      fail(scope, ec, op);  // a bad fd is found here, before src gives a byte
+      return false;
+    }
+    if (opt_.userspace) route_ = detail::route::user;
+    if (route_ == detail::route::via_pipe && opt_.pool->acquire(sys_, pipe_, op)) {
+      route_ = detail::route::user;  // no pipe to be had: EMFILE, ENFILE, or the pool is full
+    }
+    return true;
+  }
+
+  std::size_t held() const noexcept { return in_pipe_ + (buf_end_ - buf_begin_); }
+
+  std::size_t next_chunk(std::size_t cap) const noexcept {
+    return std::size_t(std::min<std::uint64_t>(remaining_, cap));
+  }
+
+  // fill takes the next bytes from src. Invariant: nothing is held on entry, so for the
+  // via_pipe route the pipe is empty, and EAGAIN can only mean src has nothing to give.
+  ssize_t fill() noexcept {
+    ssize_t n = 0;
+    switch (route_) {
+      case detail::route::user:
+        if (!buf_) buf_.reset(new (std::nothrow) char[opt_.buffer_size]);
+        if (!buf_) {
+          errno = ENOMEM;
+          return -1;
+        }
+        n = detail::retry([&] { return sys_.read(src_, buf_.get(), next_chunk(opt_.buffer_size)); });
+        if (n > 0) buf_begin_ = 0, buf_end_ = std::size_t(n);
+        break;
+      case detail::route::via_pipe:
+        n = detail::splice_move(sys_, src_, pipe_.w.get(), next_chunk(opt_.max_splice));
+        if (n > 0) in_pipe_ = std::size_t(n);
+        break;
+      case detail::route::from_pipe:
+      case detail::route::to_pipe:
+        // One end is the caller's pipe: a single splice moves bytes from src all the way to dst.
+        n = detail::splice_move(sys_, src_, dst_, next_chunk(opt_.max_splice));
+        if (n > 0) result_.bytes += std::uint64_t(n), result_.spliced = true;
+        break;
+    }
+    if (n > 0) remaining_ -= std::uint64_t(n);
+    return n;
+  }
+
+  // waiting_after_fill says what a fill that met EAGAIN waits for. For a direct splice it is
+  // ambiguous (src empty, or dst full); the state of the pipe end settles it.
+  step waiting_after_fill() noexcept {
+    switch (route_) {
+      case detail::route::from_pipe:
+        return detail::pipe_end_ready(sys_, src_, POLLIN) ? step::write : step::read;
+      case detail::route::to_pipe:
+        return detail::pipe_end_ready(sys_, dst_, POLLOUT) ? step::read : step::write;
+      default:
+        return step::read;
+    }
+  }
+
+  // pump writes the pipe's bytes to dst. Invariant: the pipe is not empty, so EAGAIN means dst
+  // is full.
+  ssize_t pump() noexcept {
+    const ssize_t n = detail::splice_move(sys_, pipe_.r.get(), dst_, in_pipe_);
+    if (n > 0) {
+      in_pipe_ -= std::size_t(n);
+      result_.bytes += std::uint64_t(n);
+      result_.spliced = true;
+    } else if (n == 0) {
+      errno = EIO;  // a pipe that holds bytes and has a writer never reports end of file
+      return -1;
+    }
+    return n;
+  }
+
+  // write_buffer writes the buffer's bytes to dst. send with MSG_NOSIGNAL spares a socket dst the
+  // SIGPIPE; a dst that is no socket says ENOTSOCK once and gets write(2) from then on.
+  ssize_t write_buffer() noexcept {
+    const char* p = buf_.get() + buf_begin_;
+    const std::size_t len = buf_end_ - buf_begin_;
+    ssize_t n = -1;
+    if (!dst_not_socket_) {
+      n = detail::retry([&] { return sys_.send(dst_, p, len, MSG_NOSIGNAL); });
+      if (n < 0 && errno == ENOTSOCK) dst_not_socket_ = true;
+    }
+    if (dst_not_socket_) n = detail::retry([&] { return sys_.write(dst_, p, len); });
+    if (n > 0) {
+      buf_begin_ += std::size_t(n);
+      result_.bytes += std::uint64_t(n);
+    } else if (n == 0) {
+      errno = EIO;
+      return -1;
+    }
+    return n;
+  }
+
+  const char* write_op() const noexcept { return dst_not_socket_ ? "write" : "send"; }
+
+  step finish() noexcept {
+    done_ = true;
+    release_pipe();
+    return step::done;
+  }
+
+  step fail(sigpipe_scope& scope, std::error_code ec, const char* op) noexcept {
+    scope.note(ec);
+    stop(ec, op);
+    return step::done;
+  }
+
+  // release_pipe gives the pipe back to the pool; one that still holds bytes is closed.
+  void release_pipe() noexcept {
+    if (pipe_) opt_.pool->release(std::move(pipe_), in_pipe_ == 0);
+    pipe_ = detail::pipe{};
+  }
+
+  Sys sys_;
+  options opt_;
+  int dst_, src_;
+  std::uint64_t remaining_;  // bytes src may still give before the limit
+  splice_lib::result result_;
+  detail::route route_ = detail::route::user;
+  detail::pipe pipe_;
+  std::size_t in_pipe_ = 0;  // bytes in pipe_, taken from src, not yet in dst
+  std::unique_ptr<char[]> buf_;
+  std::size_t buf_begin_ = 0, buf_end_ = 0;  // bytes of buf_ not yet in dst
+  bool started_ = false, eof_ = false, done_ = false, dst_not_socket_ = false;
+};
+
+}  // namespace splice_lib
+
+#endif  // SPLICE_COPIER_HPP_

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+#ifndef SPLICE_PIPE_POOL_HPP_
+#define SPLICE_PIPE_POOL_HPP_
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "detail/platform.hpp"
+
+namespace splice_lib {
+
+/// pipe_pool keeps empty pipes for reuse, so that a copy does not pay for pipe2, F_SETPIPE_SZ and
+/// two closes. Thread-safe. Bounded: at most `max_pipes` pipes exist at once, in use or idle, and at
+/// most `max_idle` wait idle; a copy that finds the pool exhausted takes the user-space path. Only
+/// empty pipes come back: a pipe that still holds bytes is closed, since they belong to a stream
+/// that has ended.
+class pipe_pool {
+ public:
+  struct config {
+    /// Capacity asked of each new pipe with F_SETPIPE_SZ; the kernel may grant less.
+    std::size_t pipe_size = std::size_t(1) << 20;
+    /// Idle pipes kept for reuse; 0 makes every copy use a fresh pipe.
+    std::size_t max_idle = 16;
+    /// Pipes in existence at once, in use plus idle.
+    std::size_t max_pipes = 1024;
+  };
+
+  /// What the pool has done so far.
+  struct counters {
+    std::size_t in_use = 0;     ///< pipes held by copies now
+    std::size_t idle = 0;       ///< pipes waiting for reuse now
+    std::uint64_t created = 0;  ///< pipes made
+    std::uint64_t reused = 0;   ///< acquires served by an idle pipe
+    std::uint64_t discarded = 0;   ///< pipes closed because they still held bytes
+    std::uint64_t exhausted = 0;   ///< acquires refused because max_pipes were in existence
+  };
+
+  pipe_pool() : pipe_pool(config{}) {}
+  explicit pipe_pool(config c) : config_(c) { idle_.reserve(c.max_idle); }
+  pipe_pool(const pipe_pool&) = delete;
+  pipe_pool& operator=(const pipe_pool&) = delete;
+
+  /// Returns the process-wide pool that copies use unless told otherwise. It is never destroyed,
+  /// so copies still running during exit stay safe; its pipes close with the process.
+  static pipe_pool& shared() noexcept {
+    static pipe_pool* pool = new pipe_pool();
+    return *pool;
+  }
+
+  /// Returns the configuration the pool was made with.
+  const config& settings() const noexcept { return config_; }
+
+  /// Returns a snapshot of the counters.
+  counters stats() const noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    counters c = counters_;
+    c.idle = idle_.size();
+    return c;
+  }
+
+  /// acquire hands out an empty pipe: an idle one, or a new one when fewer than max_pipes exist.
+  /// Fails with EMFILE when the pool is exhausted, or with the error of pipe creation.
+  template <class Sys>
+  std::error_code acquire(Sys& sys, detail::pipe& p, const char*& op) noexcept {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!idle_.empty()) {
+        p = std::move(idle_.back());
+        idle_.pop_back();
+        ++counters_.in_use;
+        ++counters_.reused;
+        return {};
+      }
+      if (counters_.in_use >= config_.max_pipes) {
+        ++counters_.exhausted;
+        op = "pipe2";
+        return std::make_error_code(std::errc::too_many_files_open);
+      }
+      ++counters_.in_use;  // reserve the slot; the pipe is made without the lock
+    }
+    auto ec = detail::make_pipe(sys, config_.pipe_size, p, op);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ec) {
+      --counters_.in_use;
+    } else {
+      ++counters_.created;
+    }
+    return ec;
+  }
+
+  /// release takes back a pipe from acquire. `empty` says whether it holds no bytes; only an empty
+  /// pipe is kept for reuse.
+  void release(detail::pipe p, bool empty) noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    --counters_.in_use;
+    if (!empty) {
+      ++counters_.discarded;
+    } else if (idle_.size() < config_.max_idle) {
+      idle_.push_back(std::move(p));  // cannot allocate: reserved in the constructor
+    }
+    // p, if not kept, closes here; close is cheap and never blocks for a pipe.
+  }
+
+ private:
+  const config config_;
+  mutable std::mutex mu_;
+  std::vector<detail::pipe> idle_;
+  counters counters_;
+};
+
+}  // namespace splice_lib
+
+#endif  // SPLICE_PIPE_POOL_HPP_

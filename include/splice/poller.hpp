@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+#ifndef SPLICE_POLLER_HPP_
+#define SPLICE_POLLER_HPP_
+
+#include <chrono>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include <poll.h>
+
+#include "detail/sys.hpp"
+
+namespace splice_lib {
+
+// A poller waits until a file descriptor is ready. A type P is a poller when, for a P& p and an
+// int fd:
+//   p.wait_readable(fd) returns std::error_code: falsy once fd is readable, at end of file, or
+//                        has an error pending (the next system call on fd will tell which);
+//   p.wait_writable(fd) the same for writing;
+// and neither throws. A spurious falsy return is allowed. A deadline is reported as
+// std::errc::timed_out. A poller for a fiber or coroutine scheduler suspends the caller here.
+
+/// is_poller_v<P> is true when P meets the poller requirements above.
+template <class P, class = void>
+inline constexpr bool is_poller_v = false;
+template <class P>
+inline constexpr bool is_poller_v<
+    P, std::enable_if_t<std::is_same_v<decltype(std::declval<P&>().wait_readable(0)), std::error_code> &&
+                        std::is_same_v<decltype(std::declval<P&>().wait_writable(0)), std::error_code>>> =
+    true;
+
+#if defined(__cpp_concepts)
+/// The poller requirements as a C++20 concept.
+template <class P>
+concept poller = is_poller_v<P>;
+#endif
+
+/// poll_poller waits with poll(2), one fd at a time. Its timeout applies to each wait: a wait
+/// that sees no readiness for that long returns std::errc::timed_out. EINTR is retried with the
+/// time that is left. Stateless apart from the timeout; one object may serve any number of threads.
+class poll_poller {
+ public:
+  /// Waits without a deadline.
+  poll_poller() noexcept = default;
+  /// Gives up on a wait after timeout; a negative timeout means no deadline.
+  explicit poll_poller(std::chrono::milliseconds timeout) noexcept : timeout_(timeout) {}
+
+  /// Waits until fd is readable.
+  std::error_code wait_readable(int fd) noexcept { return wait(fd, POLLIN); }
+  /// Waits until fd is writable.
+  std::error_code wait_writable(int fd) noexcept { return wait(fd, POLLOUT); }
+
+ private:
+  std::error_code wait(int fd, short events) const noexcept {
+    using clock = std::chrono::steady_clock;
+    const bool timed = timeout_.count() >= 0;
+    const auto deadline = timed ? clock::now() + timeout_ : clock::time_point{};
+    for (int ms = timed ? int(timeout_.count()) : -1;;) {
+      pollfd p{fd, events, 0};
+      const int n = ::poll(&p, 1, ms);
+      if (n > 0) return (p.revents & POLLNVAL) ? std::make_error_code(std::errc::bad_file_descriptor)
+                                               : std::error_code{};
+      if (n == 0) return std::make_error_code(std::errc::timed_out);
+      if (errno != EINTR) return detail::last_error();
+      if (timed) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now());
+        ms = left.count() > 0 ? int(left.count()) : 0;
+      }
+    }
+  }
+
+  std::chrono::milliseconds timeout_{-1};
+};
+
+static_assert(is_poller_v<poll_poller>);
+
+}  // namespace splice_lib
+
+#endif  // SPLICE_POLLER_HPP_

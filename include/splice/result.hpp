@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+#ifndef SPLICE_RESULT_HPP_
+#define SPLICE_RESULT_HPP_
+
+#include <cstdint>
+#include <limits>
+#include <system_error>
+
+namespace splice_lib {
+
+/// The limit that means "copy until end of file".
+inline constexpr std::uint64_t no_limit = std::numeric_limits<std::uint64_t>::max();
+
+/// result is what a copy did. End of file and a reached limit are success: `error` is falsy.
+///
+/// Errors, and whether retrying helps:
+/// - EBADF, ENOTSOCK, EINVAL: the fds are wrong; retrying does not help.
+/// - ECONNRESET, EPIPE: a peer went away; the connection is over, retrying does not help.
+/// - ENOMEM, ENOBUFS: the kernel is short of memory; a later retry may work.
+/// - std::errc::timed_out: the poller's deadline passed; retrying waits again.
+/// On any error, `bytes` is still exact, and the next call continues from the next unread byte of
+/// src, except for `unsent` bytes, which were read from src and could not be delivered.
+struct result {
+  /// Bytes written to dst.
+  std::uint64_t bytes = 0;
+  /// Falsy on success (end of file, or limit reached).
+  std::error_code error;
+  /// True when the kernel's splice path moved bytes.
+  bool spliced = false;
+  /// The system call that failed ("splice", "read", "poll", ...), or "" on success.
+  const char* op = "";
+  /// Bytes read from src but not delivered to dst because the copy failed; 0 on success.
+  std::uint64_t unsent = 0;
+};
+
+}  // namespace splice_lib
+
+#endif  // SPLICE_RESULT_HPP_

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// The umbrella header: the whole public API, reached as splice::copy(...), splice::options, ...
+#ifndef SPLICE_SPLICE_HPP_
+#define SPLICE_SPLICE_HPP_
+
+#include <cstdint>
+
+#include "copier.hpp"
+#include "copy.hpp"
+#include "pipe_pool.hpp"
+#include "poller.hpp"
+#include "result.hpp"
+#include "sigpipe.hpp"
+
+/// The library version: major * 10000 + minor * 100 + patch.
+#define SPLICE_VERSION 100
+
+/// The public face of the library. glibc declares the function ::splice in <fcntl.h>, so a
+/// namespace named splice cannot exist beside it; a class may share its name with a function (as
+/// struct stat does with stat()), and a name followed by :: finds only the class. So splice::copy
+/// and ::splice both work, with <fcntl.h> included before or after this header. The code itself
+/// lives in namespace splice_lib; these are aliases of it.
+struct splice {
+  splice() = delete;
+
+  using result = splice_lib::result;
+  using options = splice_lib::options;
+  using step = splice_lib::step;
+  using poll_poller = splice_lib::poll_poller;
+  using pipe_pool = splice_lib::pipe_pool;
+  using sigpipe_scope = splice_lib::sigpipe_scope;
+  using system_calls = splice_lib::system_calls;
+  template <class Sys = system_calls>
+  using copier = splice_lib::copier<Sys>;
+
+  static constexpr std::uint64_t no_limit = splice_lib::no_limit;
+
+  /// Copies at most limit bytes from src to dst; see splice_lib::copy.
+  static result copy(int dst, int src, std::uint64_t limit = no_limit) noexcept {
+    return splice_lib::copy(dst, src, limit);
+  }
+  /// Copies at most limit bytes, waiting on poller.
+  template <class Poller>
+  static result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options& opt = {}) noexcept {
+    return splice_lib::copy(dst, src, limit, poller, opt);
+  }
+  /// Copies at most limit bytes, waiting on poller, with sys as the system-call seam.
+  template <class Poller, class Sys>
+  static result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options& opt, Sys sys) noexcept {
+    return splice_lib::copy(dst, src, limit, poller, opt, std::move(sys));
+  }
+};
+
+#endif  // SPLICE_SPLICE_HPP_

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+#include "splice/poller.hpp"  // first: the header must be self-contained
+
+#include <atomic>
+#include <csignal>
+
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+
+using splice_lib::poll_poller;
+using namespace std::chrono_literals;
+
+TEST_CASE("poll_poller reports readiness, deadlines and bad fds", "[poller]") {
+  auto t = test::make_tcp();
+  poll_poller p(50ms);
+  CHECK(p.wait_writable(t.a.get()) == std::error_code{});
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(p.wait_readable(t.b.get()) == std::errc::timed_out);
+  CHECK(std::chrono::steady_clock::now() - start >= 50ms);
+  test::write_all(t.a.get(), "x");
+  CHECK(p.wait_readable(t.b.get()) == std::error_code{});
+  int closed = ::dup(0);
+  ::close(closed);
+  CHECK(p.wait_readable(closed) == std::errc::bad_file_descriptor);
+  ::shutdown(t.a.get(), SHUT_WR);
+  CHECK(poll_poller().wait_readable(t.b.get()) == std::error_code{});  // end of file is readable
+}
+
+TEST_CASE("poll_poller retries EINTR and keeps its deadline", "[poller]") {
+  struct sigaction sa {}, old{};
+  sa.sa_handler = [](int) {};  // no SA_RESTART: poll fails with EINTR
+  sigaction(SIGUSR1, &sa, &old);
+  auto t = test::make_tcp();
+  const pthread_t self = pthread_self();
+  std::atomic<bool> stop{false};
+  std::thread storm([&] {
+    while (!stop) {
+      pthread_kill(self, SIGUSR1);
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(poll_poller(200ms).wait_readable(t.b.get()) == std::errc::timed_out);
+  const auto took = std::chrono::steady_clock::now() - start;
+  stop = true;
+  storm.join();
+  CHECK(took >= 200ms);
+  CHECK(took < 2s);
+  sigaction(SIGUSR1, &old, nullptr);
+}
