@@ -33,8 +33,8 @@ TEST_CASE("a copier keeps what it took when dst is full and delivers it on a lat
   test::relay r;
   test::set_nonblocking(r.src());
   test::set_nonblocking(r.dst());
-  test::set_buffers(r.dst(), 4096);
-  test::set_buffers(r.out.b.get(), 4096);
+  test::set_buffers(r.dst(), 16384);
+  test::set_buffers(r.out.b.get(), 16384);
   test::set_nonblocking(r.out.b.get());
   const auto data = payload(2 << 20, 21);
   std::thread writer([&] {
@@ -70,8 +70,8 @@ TEST_CASE("stopping a copier counts what it held as unsent", "[copier]") {
   test::relay r;
   test::set_nonblocking(r.src());
   test::set_nonblocking(r.dst());
-  test::set_buffers(r.dst(), 4096);
-  test::set_buffers(r.out.b.get(), 4096);
+  test::set_buffers(r.dst(), 16384);
+  test::set_buffers(r.out.b.get(), 16384);
   test::write_all(r.in.a.get(), payload(1 << 20));
   splice::copier<> c(r.dst(), r.src());
   CHECK(c.advance() == splice::step::write);

@@ -160,27 +160,23 @@ TEST_CASE("copy works between non-blocking sockets that say EAGAIN on both sides
   relay r;
   test::set_nonblocking(r.src());
   test::set_nonblocking(r.dst());
-  test::set_buffers(r.dst(), 4096);
-  test::set_buffers(r.out.b.get(), 4096);
+  test::set_buffers(r.dst(), 65536);
+  test::set_buffers(r.out.b.get(), 65536);
   const auto data = payload(4 << 20, 11);
   counting_poller p;
   splice::result res;
   splice::options opt;
   opt.userspace = userspace;
-  std::thread writer([&] {
-    for (std::size_t off = 0; off < data.size(); off += 100000) {  // slow source: src runs dry
-      test::write_all(r.in.a.get(), data.substr(off, 100000));
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+  std::thread writer([&] {  // a source that pauses: src runs dry
+    test::write_all(r.in.a.get(), data.substr(0, 2 << 20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    test::write_all(r.in.a.get(), data.substr(2 << 20));
     ::shutdown(r.in.a.get(), SHUT_WR);
   });
   std::string got;
-  std::thread reader([&] {  // slow sink: dst fills up
-    char buf[8192];
-    for (ssize_t n; (n = ::read(r.out.b.get(), buf, sizeof buf)) > 0;) {
-      got.append(buf, std::size_t(n));
-      if (got.size() % 16 == 0) std::this_thread::yield();
-    }
+  std::thread reader([&] {  // a late sink: dst fills up
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    got = test::read_all(r.out.b.get());
   });
   res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
   ::shutdown(r.dst(), SHUT_WR);
