@@ -15,6 +15,7 @@ TEST_CASE("a copier waits for src, then moves what arrived, without blocking", "
   test::set_nonblocking(r.dst());
   splice::options opt;
   opt.userspace = userspace;
+  opt.splice_after = 0;
   splice::copier<> c(r.dst(), r.src(), splice::no_limit, opt);
   CHECK(c.advance() == splice::step::read);
   CHECK(c.result().bytes == 0);
@@ -43,6 +44,7 @@ TEST_CASE("a copier keeps what it took when dst is full and delivers it on a lat
   });
   splice::options opt;
   opt.userspace = userspace;
+  opt.splice_after = 0;
   splice::copier<> c(r.dst(), r.src(), splice::no_limit, opt);
   std::string got;
   int writes = 0;
@@ -73,7 +75,9 @@ TEST_CASE("stopping a copier counts what it held as unsent", "[copier]") {
   test::set_buffers(r.dst(), 16384);
   test::set_buffers(r.out.b.get(), 16384);
   test::write_all(r.in.a.get(), payload(1 << 20));
-  splice::copier<> c(r.dst(), r.src());
+  splice::options opt;
+  opt.splice_after = GENERATE(0u, 2u);
+  splice::copier<> c(r.dst(), r.src(), splice::no_limit, opt);
   CHECK(c.advance() == splice::step::write);
   c.stop(std::make_error_code(std::errc::timed_out), "deadline");
   CHECK(c.advance() == splice::step::done);

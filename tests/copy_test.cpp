@@ -31,7 +31,15 @@ struct counting_poller {
 static_assert(splice_lib::is_poller_v<counting_poller>);
 static_assert(!splice_lib::is_poller_v<int>);
 
-splice::result copy_relay(relay& r, std::uint64_t limit = splice::no_limit, splice::options opt = {}) {
+/// Options that take the splice path from the first byte, where the kernel has it.
+splice::options eager(bool userspace = false) {
+  splice::options o;
+  o.userspace = userspace;
+  o.splice_after = 0;
+  return o;
+}
+
+splice::result copy_relay(relay& r, std::uint64_t limit = splice::no_limit, splice::options opt = eager()) {
   splice::poll_poller p;
   return splice::copy(r.dst(), r.src(), limit, p, opt);
 }
@@ -42,10 +50,14 @@ TEST_CASE("copy moves a small message between TCP sockets", "[copy]") {
   relay r;
   const auto data = payload(5);
   splice::result res;
-  CHECK((through(r, data, [&] { res = splice::copy(r.dst(), r.src()); }) == data));
+  CHECK((through(r, data, [&] { res = copy_relay(r); }) == data));
   CHECK(res.bytes == 5);
   CHECK_FALSE(res.error);
   CHECK(res.spliced == kernel);
+  relay r2;
+  CHECK((through(r2, data, [&] { res = splice::copy(r2.dst(), r2.src()); }) == data));
+  CHECK(res.bytes == 5);
+  CHECK_FALSE(res.spliced);  // by default a pipe is taken only by a stream that proves fast
   CHECK(std::string(res.op).empty());
 }
 
@@ -64,9 +76,7 @@ TEST_CASE("copy moves 32 MiB on both paths", "[copy]") {
   relay r;
   const auto data = payload(32 << 20, 7);
   splice::result res;
-  splice::options opt;
-  opt.userspace = userspace;
-  CHECK((through(r, data, [&] { res = copy_relay(r, splice::no_limit, opt); }) == data));
+  CHECK((through(r, data, [&] { res = copy_relay(r, splice::no_limit, eager(userspace)); }) == data));
   CHECK(res.bytes == data.size());
   CHECK_FALSE(res.error);
   CHECK(res.spliced == (kernel && !userspace));
@@ -108,9 +118,7 @@ TEST_CASE("copy honours the limit and leaves the rest readable from src", "[copy
   });
   std::string got;
   std::thread reader([&] { got = test::read_all(r.out.b.get()); });
-  splice::options opt;
-  opt.userspace = userspace;
-  const auto res = copy_relay(r, limit, opt);
+  const auto res = copy_relay(r, limit, eager(userspace));
   ::shutdown(r.dst(), SHUT_WR);
   const auto rest = test::read_all(r.src());
   writer.join();
@@ -119,6 +127,53 @@ TEST_CASE("copy honours the limit and leaves the rest readable from src", "[copy
   CHECK_FALSE(res.error);
   CHECK((got == data.substr(0, limit)));
   CHECK((rest == data.substr(limit)));
+}
+
+TEST_CASE("a stream that proves fast moves onto a pipe mid-copy without losing a byte", "[copy][adaptive]") {
+  relay r;
+  const auto data = payload(8 << 20, 23);
+  std::thread writer([&] {
+    test::write_all(r.in.a.get(), data);
+    ::shutdown(r.in.a.get(), SHUT_WR);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // src is full: reads fill the buffer
+  std::string got;
+  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
+  const auto res = splice::copy(r.dst(), r.src());
+  ::shutdown(r.dst(), SHUT_WR);
+  writer.join();
+  reader.join();
+  CHECK((got == data));
+  CHECK(res.bytes == data.size());
+  CHECK(res.spliced == kernel);
+}
+
+TEST_CASE("a trickling stream stays in user space", "[copy][adaptive]") {
+  splice::pipe_pool pool;
+  splice::options opt;
+  opt.pool = &pool;
+  relay r;
+  std::string data;
+  std::thread writer([&] {
+    for (int i = 0; i < 20; ++i) {
+      const auto m = payload(100, std::uint32_t(i));
+      test::write_all(r.in.a.get(), m);
+      data += m;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ::shutdown(r.in.a.get(), SHUT_WR);
+  });
+  std::string got;
+  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
+  splice::poll_poller p;
+  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
+  ::shutdown(r.dst(), SHUT_WR);
+  writer.join();
+  reader.join();
+  CHECK((got == data));
+  CHECK(res.bytes == 2000);
+  CHECK_FALSE(res.spliced);
+  CHECK(pool.stats().created == 0);
 }
 
 TEST_CASE("copy with limit 0 touches neither fd", "[copy]") {
@@ -165,8 +220,7 @@ TEST_CASE("copy works between non-blocking sockets that say EAGAIN on both sides
   const auto data = payload(4 << 20, 11);
   counting_poller p;
   splice::result res;
-  splice::options opt;
-  opt.userspace = userspace;
+  const splice::options opt = eager(userspace);
   std::thread writer([&] {  // a source that pauses: src runs dry
     test::write_all(r.in.a.get(), data.substr(0, 2 << 20));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -262,7 +316,8 @@ TEST_CASE("copy works for every pair of TCP, unix socket, pipe and regular file"
   std::thread reader([&] {
     if (d != kind::file) got = test::read_all(dst.peer.get());
   });
-  const auto res = splice::copy(dst.mine.get(), src.mine.get(), limit);
+  splice::poll_poller p;
+  const auto res = splice::copy(dst.mine.get(), src.mine.get(), limit, p, eager());
   const auto rest = test::read_all(src.mine.get());  // also lets a blocked writer finish
   if (d == kind::file) {
     ::lseek(dst.mine.get(), 0, SEEK_SET);
@@ -286,10 +341,8 @@ TEST_CASE("splicing into a reader-less pipe reports EPIPE and the process surviv
   auto [rd, wr] = test::make_pipe();
   rd.reset();
   test::write_all(t.a.get(), payload(1000));
-  splice::options opt;
-  opt.userspace = userspace;
   splice::poll_poller p;
-  const auto res = splice::copy(wr.get(), t.b.get(), 1000, p, opt);
+  const auto res = splice::copy(wr.get(), t.b.get(), 1000, p, eager(userspace));
   CHECK(res.error == std::errc::broken_pipe);
   CHECK(res.bytes == 0);
   // A direct splice takes nothing it cannot deliver; read(2) took the bytes before write(2) failed.
@@ -335,9 +388,7 @@ TEST_CASE("a reset destination ends the copy with ECONNRESET or EPIPE and exact 
     read_before_reset = test::read_all(r.out.b.get(), 3 << 20).size();
     test::reset(r.out.b);
   });
-  splice::options opt;
-  opt.userspace = userspace;
-  const auto res = copy_relay(r, splice::no_limit, opt);
+  const auto res = copy_relay(r, splice::no_limit, eager(userspace));
   reader.join();
   const auto rest = test::read_all(r.src());  // what the copy never took
   writer.join();
@@ -359,9 +410,7 @@ TEST_CASE("a reset source ends the copy with ECONNRESET and every byte read is d
   });
   std::string got;
   std::thread reader([&] { got = test::read_all(r.out.b.get()); });
-  splice::options opt;
-  opt.userspace = userspace;
-  const auto res = copy_relay(r, splice::no_limit, opt);
+  const auto res = copy_relay(r, splice::no_limit, eager(userspace));
   ::shutdown(r.dst(), SHUT_WR);
   writer.join();
   reader.join();
@@ -375,7 +424,7 @@ TEST_CASE("many copies leak no fd", "[copy][fds]") {
   splice::pipe_pool::config cfg;
   cfg.max_idle = 0;  // every pipe is closed at the end of its copy
   splice::pipe_pool pool(cfg);
-  splice::options opt;
+  splice::options opt = eager();
   opt.pool = &pool;
   relay r;
   const int before = test::open_fds();

@@ -79,6 +79,7 @@ outcome run(script& sc, const std::string& data, counting_poller& p, bool usersp
   splice::options opt;
   opt.pool = &pool;
   opt.userspace = userspace;
+  opt.splice_after = 0;
   test::relay r;
   if (nonblocking) test::set_nonblocking(r.src()), test::set_nonblocking(r.dst());
   outcome o;

@@ -54,6 +54,7 @@ TEST_CASE("an exhausted pool makes copies fall back to user space without losing
   splice_lib::pipe_pool pool(cfg);
   splice::options opt;
   opt.pool = &pool;
+  opt.splice_after = 0;
   test::relay r;
   const auto data = test::payload(3 << 20);
   splice::result res;

@@ -27,6 +27,10 @@ struct options {
   std::size_t buffer_size = std::size_t(64) << 10;
   /// Most bytes asked of one splice(2) call. Asking for more than a pipe holds is harmless.
   std::size_t max_splice = std::size_t(1) << 20;
+  /// A TCP-to-TCP copy starts in user space and takes a pipe only after this many reads in a row
+  /// filled the whole buffer: a pipe does not pay for itself on short or slow streams. 0 splices
+  /// from the first byte.
+  unsigned splice_after = 2;
 };
 
 /// What a copier waits for after advance().
@@ -93,6 +97,7 @@ class copier {
         // A fill runs only when nothing is held, and a failed splice consumed nothing, so the
         // user-space path can take over from here without losing a byte.
         route_ = detail::route::user;
+        want_pipe_ = false;
         release_pipe();
         continue;
       }
@@ -123,10 +128,22 @@ class copier {
       return false;
     }
     if (opt_.userspace) route_ = detail::route::user;
-    if (route_ == detail::route::via_pipe && opt_.pool->acquire(sys_, pipe_, op)) {
-      route_ = detail::route::user;  // no pipe to be had: EMFILE, ENFILE, or the pool is full
+    if (route_ == detail::route::via_pipe) {
+      route_ = detail::route::user;
+      want_pipe_ = true;
+      take_pipe_if_proven();
     }
     return true;
+  }
+
+  // take_pipe_if_proven moves a TCP-to-TCP copy onto a pipe once the stream has proven fast.
+  // Called only when nothing is held, so no byte is in flight across the switch.
+  void take_pipe_if_proven() noexcept {
+    if (!want_pipe_ || full_reads_ < opt_.splice_after) return;
+    want_pipe_ = false;
+    const char* op = "";
+    if (!opt_.pool->acquire(sys_, pipe_, op)) route_ = detail::route::via_pipe;
+    // else no pipe to be had (EMFILE, ENFILE, the pool is full): stay in user space
   }
 
   std::size_t held() const noexcept { return in_pipe_ + (buf_end_ - buf_begin_); }
@@ -138,6 +155,7 @@ class copier {
   // fill takes the next bytes from src. Invariant: nothing is held on entry, so for the
   // via_pipe route the pipe is empty, and EAGAIN can only mean src has nothing to give.
   ssize_t fill() noexcept {
+    take_pipe_if_proven();
     ssize_t n = 0;
     switch (route_) {
       case detail::route::user:
@@ -148,6 +166,7 @@ class copier {
         }
         n = detail::retry([&] { return sys_.read(src_, buf_.get(), next_chunk(opt_.buffer_size)); });
         if (n > 0) buf_begin_ = 0, buf_end_ = std::size_t(n);
+        full_reads_ = std::size_t(n) == opt_.buffer_size ? full_reads_ + 1 : 0;
         break;
       case detail::route::via_pipe:
         n = detail::splice_move(sys_, src_, pipe_.w.get(), next_chunk(opt_.max_splice));
@@ -243,6 +262,8 @@ class copier {
   std::size_t in_pipe_ = 0;  // bytes in pipe_, taken from src, not yet in dst
   std::unique_ptr<char[]> buf_;
   std::size_t buf_begin_ = 0, buf_end_ = 0;  // bytes of buf_ not yet in dst
+  unsigned full_reads_ = 0;  // reads in a row that filled buf_
+  bool want_pipe_ = false;   // the route is to become via_pipe once the stream proves fast
   bool started_ = false, eof_ = false, done_ = false, dst_not_socket_ = false;
 };
 

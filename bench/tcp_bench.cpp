@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: MIT
+// The TCP-to-TCP benchmark suite: a writer sends chunks into one TCP connection, the copy under
+// test moves them to a second one, a reader drains it. The splice path and the forced user-space
+// path run in the same binary and the same run, one after the other for each setting, so their
+// ratio holds on a noisy machine. bench/report.py turns the JSON output into a table and a chart.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include <sys/resource.h>
+
+#include <benchmark/benchmark.h>
+
+#include "splice/splice.hpp"
+#include "support.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+/// The real system calls, counted.
+struct counted : splice::system_calls {
+  std::uint64_t* n;
+  explicit counted(std::uint64_t& c) : n(&c) {}
+  ssize_t read(int f, void* b, std::size_t l) { return ++*n, splice::system_calls::read(f, b, l); }
+  ssize_t send(int f, const void* b, std::size_t l, int fl) { return ++*n, splice::system_calls::send(f, b, l, fl); }
+  ssize_t write(int f, const void* b, std::size_t l) { return ++*n, splice::system_calls::write(f, b, l); }
+  ssize_t splice(int i, int o, std::size_t l, unsigned fl) { return ++*n, splice::system_calls::splice(i, o, l, fl); }
+  int getsockopt(int f, int lv, int nm, void* v, socklen_t* l) { return ++*n, splice::system_calls::getsockopt(f, lv, nm, v, l); }
+  int fstat(int f, struct stat* s) { return ++*n, splice::system_calls::fstat(f, s); }
+  int pipe2(int f[2], int fl) { return ++*n, splice::system_calls::pipe2(f, fl); }
+  int fcntl(int f, int c, int a) { return ++*n, splice::system_calls::fcntl(f, c, a); }
+  int poll(pollfd* p, nfds_t k, int t) { return ++*n, splice::system_calls::poll(p, k, t); }
+};
+
+/// poll_poller, counted.
+struct counted_poller {
+  std::uint64_t* n;
+  splice::poll_poller inner;
+  std::error_code wait_readable(int f) { return ++*n, inner.wait_readable(f); }
+  std::error_code wait_writable(int f) { return ++*n, inner.wait_writable(f); }
+};
+
+double thread_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+/// Reads and discards up to n bytes from f; returns how many arrived before end of file.
+std::size_t drain(int f, std::size_t n) {
+  static thread_local std::vector<char> buf(std::size_t(1) << 20);
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t k = ::read(f, buf.data(), std::min(buf.size(), n - got));
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) break;
+    got += std::size_t(k);
+  }
+  return got;
+}
+
+constexpr std::int64_t kStream = 64 << 20;  // bytes moved per iteration of a streaming benchmark
+
+/// Streams kStream bytes per iteration, written in chunks of state.range(0) bytes, through a copy.
+void stream(benchmark::State& state, splice::options opt) {
+  const std::size_t chunk = std::size_t(state.range(0));
+  test::relay r;
+  const std::string block = test::payload(chunk);
+  std::uint64_t calls = 0;
+  double cpu = 0;
+  for (auto _ : state) {
+    std::atomic<bool> ok{true};
+    const auto start = clock_type::now();
+    std::thread writer([&] {
+      for (std::int64_t sent = 0; sent < kStream; sent += std::int64_t(chunk))
+        if (!test::write_all(r.in.a.get(), block)) ok = false;
+    });
+    std::thread reader([&] {
+      if (drain(r.out.b.get(), kStream) != std::size_t(kStream)) ok = false;
+    });
+    const double cpu0 = thread_cpu_seconds();
+    counted_poller p{&calls, {}};
+    const auto res = splice::copy(r.dst(), r.src(), kStream, p, opt, counted(calls));
+    cpu += thread_cpu_seconds() - cpu0;
+    writer.join();
+    reader.join();
+    state.SetIterationTime(std::chrono::duration<double>(clock_type::now() - start).count());
+    if (res.error || res.bytes != std::uint64_t(kStream) || !ok) {
+      state.SkipWithError("copy failed");
+      break;
+    }
+  }
+  const double gib = double(state.iterations()) * double(kStream) / double(1 << 30);
+  state.SetBytesProcessed(state.iterations() * kStream);
+  state.counters["cpu_s_per_GiB"] = cpu / gib;
+  state.counters["calls_per_MiB"] = double(calls) / (gib * 1024);
+}
+
+// The three ways a copy can run: the library's default; splice from the first byte (no proving
+// of the stream); and the user-space path forced.
+splice::options defaults() { return {}; }
+splice::options eager() {
+  splice::options o;
+  o.splice_after = 0;
+  return o;
+}
+splice::options userspace() {
+  splice::options o;
+  o.userspace = true;
+  return o;
+}
+
+void BM_stream_splice(benchmark::State& s) { stream(s, defaults()); }
+void BM_stream_userspace(benchmark::State& s) { stream(s, userspace()); }
+
+/// The pipe-size sweep: range(1) is the pipe size asked of the pool.
+void BM_stream_pipe_size(benchmark::State& s) {
+  splice::pipe_pool::config c;
+  c.pipe_size = std::size_t(s.range(1));
+  splice::pipe_pool pool(c);
+  splice::options o = eager();
+  o.pool = &pool;
+  stream(s, o);
+}
+
+/// The bytes-per-call sweep: range(1) is the most bytes asked of one splice.
+void BM_stream_max_splice(benchmark::State& s) {
+  splice::options o = eager();
+  o.max_splice = std::size_t(s.range(1));
+  stream(s, o);
+}
+
+/// Short copies: each iteration is a new pair of connections moving range(0) bytes.
+void short_copies(benchmark::State& state, splice::options opt) {
+  const std::size_t size = std::size_t(state.range(0));
+  const std::string data = test::payload(size);
+  double cpu = 0;
+  for (auto _ : state) {
+    test::relay r;
+    test::write_all(r.in.a.get(), data);
+    ::shutdown(r.in.a.get(), SHUT_WR);
+    const auto start = clock_type::now();
+    const double cpu0 = thread_cpu_seconds();
+    splice::poll_poller p;
+    const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
+    cpu += thread_cpu_seconds() - cpu0;
+    ::shutdown(r.dst(), SHUT_WR);
+    const bool ok = drain(r.out.b.get(), size + 1) == size;
+    state.SetIterationTime(std::chrono::duration<double>(clock_type::now() - start).count());
+    if (res.error || !ok) {
+      state.SkipWithError("copy failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["cpu_us_per_copy"] = 1e6 * cpu / double(state.iterations());
+}
+
+void BM_short_splice(benchmark::State& s) { short_copies(s, defaults()); }
+void BM_short_eager(benchmark::State& s) { short_copies(s, eager()); }
+void BM_short_userspace(benchmark::State& s) { short_copies(s, userspace()); }
+
+/// Latency: 64-byte request/response ping-pong through a copy in each direction, as a proxy does.
+void ping_pong(benchmark::State& state, splice::options opt) {
+  test::relay up, down;  // up: client -> server, down: server -> client
+  // The client writes up.in.a and reads down.out.b; the server reads up.out.b and writes down.in.a.
+  std::thread fwd([&] {
+    splice::poll_poller p;
+    splice::copy(up.dst(), up.src(), splice::no_limit, p, opt);
+    ::shutdown(up.dst(), SHUT_WR);
+  });
+  std::thread back([&] {
+    splice::poll_poller p;
+    splice::copy(down.dst(), down.src(), splice::no_limit, p, opt);
+    ::shutdown(down.dst(), SHUT_WR);
+  });
+  std::thread server([&] {
+    for (std::string m; (m = test::read_all(up.out.b.get(), 64)).size() == 64;)
+      if (!test::write_all(down.in.a.get(), m)) break;
+    ::shutdown(down.in.a.get(), SHUT_WR);
+  });
+  const std::string msg = test::payload(64);
+  std::vector<double> rtts;
+  for (auto _ : state) {
+    const auto start = clock_type::now();
+    test::write_all(up.in.a.get(), msg);
+    const bool ok = test::read_all(down.out.b.get(), msg.size()).size() == msg.size();
+    const double t = std::chrono::duration<double>(clock_type::now() - start).count();
+    state.SetIterationTime(t);
+    rtts.push_back(t);
+    if (!ok) {
+      state.SkipWithError("ping-pong failed");
+      break;
+    }
+  }
+  ::shutdown(up.in.a.get(), SHUT_WR);
+  fwd.join();
+  server.join();
+  back.join();
+  std::sort(rtts.begin(), rtts.end());
+  if (!rtts.empty()) {
+    state.counters["p50_us"] = 1e6 * rtts[rtts.size() / 2];
+    state.counters["p99_us"] = 1e6 * rtts[rtts.size() * 99 / 100];
+  }
+}
+
+void BM_pingpong_splice(benchmark::State& s) { ping_pong(s, defaults()); }
+void BM_pingpong_eager(benchmark::State& s) { ping_pong(s, eager()); }
+void BM_pingpong_userspace(benchmark::State& s) { ping_pong(s, userspace()); }
+
+void chunks(benchmark::internal::Benchmark* b) {
+  for (std::int64_t c = 1 << 10; c <= 1 << 20; c *= 2) b->Arg(c);
+}
+
+}  // namespace
+
+// Run with --benchmark_repetitions=N --benchmark_enable_random_interleaving=true (as bench/run
+// does) so that the paths take turns and meet the same machine; compare medians.
+BENCHMARK(BM_stream_splice)->Apply(chunks)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_userspace)->Apply(chunks)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_short_splice)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_short_eager)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_short_userspace)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pingpong_splice)->Iterations(10000)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pingpong_eager)->Iterations(10000)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pingpong_userspace)->Iterations(10000)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_stream_pipe_size)
+    ->ArgsProduct({{64 << 10, 1 << 20}, {64 << 10, 256 << 10, 1 << 20}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_max_splice)
+    ->ArgsProduct({{64 << 10, 1 << 20}, {64 << 10, 256 << 10, 1 << 20}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
