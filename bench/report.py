@@ -42,8 +42,8 @@ def main():
           f"medians of {context.get('benchmark_repetitions', m and next(iter(m.values())).get('repetitions', 1))} "
           f"interleaved repetitions.\n")
     print("| chunk | splice MB/s | user-space MB/s | throughput ratio | splice CPU s/GiB | user-space CPU s/GiB "
-          "| CPU ratio | syscalls/MiB splice / user |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| CPU ratio | all threads CPU ratio | syscalls/MiB splice / user |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for c in chunks:
         s, u = m[f"BM_stream_splice/{c}"], m[f"BM_stream_userspace/{c}"]
@@ -51,7 +51,18 @@ def main():
         rows.append((c, sb, ub, s["cpu_s_per_GiB"], u["cpu_s_per_GiB"]))
         print(f"| {size(c)} | {sb:.0f} | {ub:.0f} | **{sb / ub:.2f}x** | {s['cpu_s_per_GiB']:.3f} | "
               f"{u['cpu_s_per_GiB']:.3f} | **{s['cpu_s_per_GiB'] / u['cpu_s_per_GiB']:.2f}x** | "
+              f"{s['all_cpu_s_per_GiB'] / u['all_cpu_s_per_GiB']:.2f}x | "
               f"{s['calls_per_MiB']:.1f} / {u['calls_per_MiB']:.1f} |")
+
+    nb = sorted({int(k.split("/")[1]) for k in m if k.startswith("BM_stream_nonblocking_splice/")})
+    if nb:
+        print("\n| non-blocking fds, poll-driven | splice MB/s | user-space MB/s | throughput ratio | CPU ratio |")
+        print("|---|---|---|---|---|")
+        for c in nb:
+            s, u = m[f"BM_stream_nonblocking_splice/{c}"], m[f"BM_stream_nonblocking_userspace/{c}"]
+            print(f"| {size(c)} | {s['bytes_per_second'] / 1e6:.0f} | {u['bytes_per_second'] / 1e6:.0f} | "
+                  f"**{s['bytes_per_second'] / u['bytes_per_second']:.2f}x** | "
+                  f"**{s['cpu_s_per_GiB'] / u['cpu_s_per_GiB']:.2f}x** |")
 
     print("\n| short copies (new connections) | default copies/s | eager splice copies/s | user-space copies/s "
           "| default / user-space |")

@@ -65,4 +65,15 @@ TEST_CASE("an exhausted pool makes copies fall back to user space without losing
   CHECK(res.bytes == data.size());
   CHECK_FALSE(res.spliced);
   CHECK(pool.stats().exhausted == (kernel ? 1u : 0u));
+  CHECK(pool.stats().copied_bytes == data.size());
+  CHECK(pool.stats().spliced_bytes == 0);
+  splice::pipe_pool roomy;
+  opt.pool = &roomy;
+  test::relay r2;
+  CHECK((test::through(r2, data, [&] {
+          splice::poll_poller p;
+          res = splice::copy(r2.dst(), r2.src(), splice::no_limit, p, opt);
+        }) == data));
+  CHECK(roomy.stats().spliced_bytes == (kernel ? data.size() : 0u));
+  CHECK(roomy.stats().spliced_bytes + roomy.stats().copied_bytes == data.size());
 }

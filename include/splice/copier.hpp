@@ -113,6 +113,7 @@ class copier {
     result_.unsent = held();
     done_ = true;
     release_pipe();  // closes the pipe if it holds bytes: they are lost with the stream
+    record_in_pool();
     in_pipe_ = 0;
     buf_begin_ = buf_end_ = 0;
   }
@@ -176,7 +177,7 @@ class copier {
       case detail::route::to_pipe:
         // One end is the caller's pipe: a single splice moves bytes from src all the way to dst.
         n = detail::splice_move(sys_, src_, dst_, next_chunk(opt_.max_splice));
-        if (n > 0) result_.bytes += std::uint64_t(n), result_.spliced = true;
+        if (n > 0) delivered(std::size_t(n), true);
         break;
     }
     if (n > 0) remaining_ -= std::uint64_t(n);
@@ -202,8 +203,7 @@ class copier {
     const ssize_t n = detail::splice_move(sys_, pipe_.r.get(), dst_, in_pipe_);
     if (n > 0) {
       in_pipe_ -= std::size_t(n);
-      result_.bytes += std::uint64_t(n);
-      result_.spliced = true;
+      delivered(std::size_t(n), true);
     } else if (n == 0) {
       errno = EIO;  // a pipe that holds bytes and has a writer never reports end of file
       return -1;
@@ -224,7 +224,7 @@ class copier {
     if (dst_not_socket_) n = detail::retry([&] { return sys_.write(dst_, p, len); });
     if (n > 0) {
       buf_begin_ += std::size_t(n);
-      result_.bytes += std::uint64_t(n);
+      delivered(std::size_t(n), false);
     } else if (n == 0) {
       errno = EIO;
       return -1;
@@ -232,11 +232,17 @@ class copier {
     return n;
   }
 
+  void delivered(std::size_t n, bool by_splice) noexcept {
+    result_.bytes += n;
+    if (by_splice) spliced_bytes_ += n, result_.spliced = true;
+  }
+
   const char* write_op() const noexcept { return dst_not_socket_ ? "write" : "send"; }
 
   step finish() noexcept {
     done_ = true;
     release_pipe();
+    record_in_pool();
     return step::done;
   }
 
@@ -245,6 +251,9 @@ class copier {
     stop(ec, op);
     return step::done;
   }
+
+  // record_in_pool adds this copy's bytes to the pool's counters, once, when it ends.
+  void record_in_pool() noexcept { opt_.pool->record(spliced_bytes_, result_.bytes - spliced_bytes_); }
 
   // release_pipe gives the pipe back to the pool; one that still holds bytes is closed.
   void release_pipe() noexcept {
@@ -256,6 +265,7 @@ class copier {
   options opt_;
   int dst_, src_;
   std::uint64_t remaining_;  // bytes src may still give before the limit
+  std::uint64_t spliced_bytes_ = 0;  // of result_.bytes, those moved by splice
   splice_lib::result result_;
   detail::route route_ = detail::route::user;
   detail::pipe pipe_;

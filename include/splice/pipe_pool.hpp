@@ -37,6 +37,8 @@ class pipe_pool {
     std::uint64_t reused = 0;   ///< acquires served by an idle pipe
     std::uint64_t discarded = 0;   ///< pipes closed because they still held bytes
     std::uint64_t exhausted = 0;   ///< acquires refused because max_pipes were in existence
+    std::uint64_t spliced_bytes = 0;  ///< bytes that copies using this pool moved with splice
+    std::uint64_t copied_bytes = 0;   ///< bytes that they moved through user space
   };
 
   pipe_pool() : pipe_pool(config{}) {}
@@ -90,6 +92,13 @@ class pipe_pool {
       ++counters_.created;
     }
     return ec;
+  }
+
+  /// record adds what a finished copy moved to the byte counters.
+  void record(std::uint64_t spliced, std::uint64_t copied) noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    counters_.spliced_bytes += spliced;
+    counters_.copied_bytes += copied;
   }
 
   /// release takes back a pipe from acquire. `empty` says whether it holds no bytes; only an empty

@@ -9,8 +9,12 @@
 #include "copy.hpp"
 #include "pipe_pool.hpp"
 #include "poller.hpp"
+#include "proxy.hpp"
 #include "result.hpp"
 #include "sigpipe.hpp"
+#if defined(__linux__)
+#include "epoll_poller_linux.hpp"
+#endif
 
 /// The library version: major * 10000 + minor * 100 + patch.
 #define SPLICE_VERSION 100
@@ -27,8 +31,13 @@ struct splice {
   using options = splice_lib::options;
   using step = splice_lib::step;
   using poll_poller = splice_lib::poll_poller;
+#if defined(__linux__)
+  using epoll_poller = splice_lib::epoll_poller;
+#endif
   using pipe_pool = splice_lib::pipe_pool;
   using sigpipe_scope = splice_lib::sigpipe_scope;
+  using proxy_result = splice_lib::proxy_result;
+  using proxy_options = splice_lib::proxy_options;
   using system_calls = splice_lib::system_calls;
   template <class Sys = system_calls>
   using copier = splice_lib::copier<Sys>;
@@ -48,6 +57,16 @@ struct splice {
   template <class Poller, class Sys>
   static result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options& opt, Sys sys) noexcept {
     return splice_lib::copy(dst, src, limit, poller, opt, std::move(sys));
+  }
+
+  /// Relays a and b both ways until both directions end; see splice_lib::proxy.
+  static proxy_result proxy(int a, int b, const proxy_options& opt = {}) noexcept {
+    return splice_lib::proxy(a, b, opt);
+  }
+  /// The same, with sys as the system-call seam.
+  template <class Sys>
+  static proxy_result proxy(int a, int b, const proxy_options& opt, Sys sys) noexcept {
+    return splice_lib::proxy(a, b, opt, std::move(sys));
   }
 };
 

@@ -31,6 +31,7 @@ struct posix_calls {
   int fstat(int fd, struct stat* st) { return ::fstat(fd, st); }
   int pipe(int fds[2]) { return ::pipe(fds); }
   int fcntl(int fd, int cmd, int arg) { return ::fcntl(fd, cmd, arg); }
+  int shutdown(int fd, int how) { return ::shutdown(fd, how); }
   int close(int fd) { return ::close(fd); }
 };
 

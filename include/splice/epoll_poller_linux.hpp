@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+#ifndef SPLICE_EPOLL_POLLER_LINUX_HPP_
+#define SPLICE_EPOLL_POLLER_LINUX_HPP_
+
+#include <chrono>
+#include <cstdint>
+#include <system_error>
+#include <vector>
+
+#include <sys/epoll.h>
+
+#include "detail/fd.hpp"
+#include "detail/sys.hpp"
+
+namespace splice_lib {
+
+/// epoll_poller waits with one epoll instance for any number of fds, one system call per wait once
+/// an fd is known. Each fd is registered on its first wait, edge-triggered for both directions, and
+/// stays registered; readiness that arrives for an fd other than the one waited on is remembered for
+/// that fd's next wait. Edge triggering is sound because a copier waits only after the fd said
+/// EAGAIN, so every later change of readiness is an edge.
+///
+/// Call forget(fd) before closing a registered fd: its number may come back for another file.
+/// Its timeout applies to each wait, as with poll_poller. Not thread-safe: one thread at a time.
+class epoll_poller {
+ public:
+  /// Waits without a deadline; a negative timeout means the same.
+  explicit epoll_poller(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) noexcept
+      : ep_(::epoll_create1(EPOLL_CLOEXEC)), timeout_(timeout) {}
+
+  /// Returns the error of epoll_create1, if it failed; every wait then fails with it too.
+  std::error_code status() const noexcept { return ep_ ? std::error_code{} : create_error_; }
+
+  /// Waits until fd is readable.
+  std::error_code wait_readable(int fd) noexcept { return wait(fd, EPOLLIN); }
+  /// Waits until fd is writable.
+  std::error_code wait_writable(int fd) noexcept { return wait(fd, EPOLLOUT); }
+
+  /// Removes fd from the epoll set; call it before closing fd.
+  void forget(int fd) noexcept {
+    if (fd >= 0 && std::size_t(fd) < state_.size() && (state_[std::size_t(fd)] & registered)) {
+      ::epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr);
+      state_[std::size_t(fd)] = 0;
+    }
+  }
+
+ private:
+  static constexpr std::uint32_t registered = 1u << 31;
+  static constexpr std::uint32_t hangup = EPOLLERR | EPOLLHUP;  // ready for both directions
+
+  std::error_code wait(int fd, std::uint32_t want) noexcept {
+    if (!ep_) return create_error_;
+    if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+    if (auto ec = enroll(fd)) return ec;
+    using clock = std::chrono::steady_clock;
+    const bool timed = timeout_.count() >= 0;
+    const auto deadline = timed ? clock::now() + timeout_ : clock::time_point{};
+    for (;;) {
+      std::uint32_t& s = state_[std::size_t(fd)];
+      if (s & (want | hangup)) {
+        s &= ~want;  // consumed: the next wait on this direction needs a new edge
+        return {};
+      }
+      int ms = -1;
+      if (timed) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()).count();
+        ms = left > 0 ? int(left) : 0;
+      }
+      epoll_event ev[64];
+      const int n = ::epoll_wait(ep_.get(), ev, 64, ms);
+      if (n == 0) return std::make_error_code(std::errc::timed_out);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return detail::last_error();
+      }
+      for (int i = 0; i < n; ++i) {
+        const int other = ev[i].data.fd;
+        if (other >= 0 && std::size_t(other) < state_.size()) state_[std::size_t(other)] |= ev[i].events;
+      }
+    }
+  }
+
+  // enroll registers fd once, for both directions, edge-triggered.
+  std::error_code enroll(int fd) noexcept {
+    if (std::size_t(fd) >= state_.size()) {
+      try {
+        state_.resize(std::size_t(fd) + 1);
+      } catch (...) {
+        return std::make_error_code(std::errc::not_enough_memory);
+      }
+    }
+    if (state_[std::size_t(fd)] & registered) return {};
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return detail::last_error();
+    // EPOLL_CTL_ADD queues the readiness the fd has now, so no edge before this point is lost.
+    state_[std::size_t(fd)] = registered;
+    return {};
+  }
+
+  detail::unique_fd ep_;
+  std::error_code create_error_ = ep_ ? std::error_code{} : detail::last_error();
+  std::chrono::milliseconds timeout_;
+  std::vector<std::uint32_t> state_;  // per fd: registered, and readiness not yet consumed
+};
+
+}  // namespace splice_lib
+
+#endif  // SPLICE_EPOLL_POLLER_LINUX_HPP_

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+#include "splice/proxy.hpp"  // first: the header must be self-contained
+
+#include <csignal>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "splice/splice.hpp"
+#include "support.hpp"
+
+using test::payload;
+
+namespace {
+/// A client and a server, with a proxy between them: client <-> (proxy a | proxy b) <-> server.
+struct rig {
+  test::tcp_pair front = test::make_tcp(), back = test::make_tcp();
+  int client() const { return front.a.get(); }
+  int a() const { return front.b.get(); }
+  int b() const { return back.a.get(); }
+  int server() const { return back.b.get(); }
+};
+
+splice::proxy_options eager(bool userspace) {
+  splice::proxy_options o;
+  o.copy.userspace = userspace;
+  o.copy.splice_after = GENERATE(0u, 2u);
+  return o;
+}
+}  // namespace
+
+TEST_CASE("proxy relays both directions at once", "[proxy]") {
+  const bool userspace = GENERATE(false, true);
+  rig r;
+  const auto up = payload(6 << 20, 1), down = payload(5 << 20, 2);
+  std::string got_up, got_down;
+  std::thread client([&] {
+    std::thread w([&] {
+      test::write_all(r.client(), up);
+      ::shutdown(r.client(), SHUT_WR);
+    });
+    got_down = test::read_all(r.client());
+    w.join();
+  });
+  std::thread server([&] {
+    std::thread w([&] {
+      test::write_all(r.server(), down);
+      ::shutdown(r.server(), SHUT_WR);
+    });
+    got_up = test::read_all(r.server());
+    w.join();
+  });
+  const auto res = splice::proxy(r.a(), r.b(), eager(userspace));
+  client.join();
+  server.join();
+  CHECK_FALSE(res.error);
+  CHECK(res.a_to_b.bytes == up.size());
+  CHECK(res.b_to_a.bytes == down.size());
+  CHECK((got_up == up));
+  CHECK((got_down == down));
+}
+
+TEST_CASE("proxy passes a half-close on and keeps the other direction open", "[proxy]") {
+  const bool userspace = GENERATE(false, true);
+  rig r;
+  const auto question = payload(100000, 3), answer = payload(3 << 20, 4);
+  std::thread server([&] {  // answers only after it has seen end of file
+    if (test::read_all(r.server()) == question) test::write_all(r.server(), answer);
+    ::shutdown(r.server(), SHUT_WR);
+  });
+  std::string got;
+  std::thread client([&] {
+    test::write_all(r.client(), question);
+    ::shutdown(r.client(), SHUT_WR);
+    got = test::read_all(r.client());
+  });
+  const auto res = splice::proxy(r.a(), r.b(), eager(userspace));
+  server.join();
+  client.join();
+  CHECK_FALSE(res.error);
+  CHECK((got == answer));
+  CHECK(res.a_to_b.bytes == question.size());
+  CHECK(res.b_to_a.bytes == answer.size());
+}
+
+TEST_CASE("proxy ends an idle pair with timed_out", "[proxy]") {
+  rig r;
+  test::write_all(r.client(), "hi");
+  splice::proxy_options o;
+  o.idle_timeout = std::chrono::milliseconds(100);
+  const auto res = splice::proxy(r.a(), r.b(), o);
+  CHECK(res.error == std::errc::timed_out);
+  CHECK(res.a_to_b.bytes == 2);
+  CHECK(test::read_all(r.server(), 2) == "hi");
+}
+
+TEST_CASE("proxy reports a reset peer as the first error and stops the other direction", "[proxy]") {
+  auto old = std::signal(SIGPIPE, SIG_DFL);
+  rig r;
+  std::thread client([&] {
+    test::write_all(r.client(), payload(1 << 20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    test::reset(r.front.a);
+  });
+  const auto res = splice::proxy(r.a(), r.b(), eager(false));
+  client.join();
+  r.back.a.reset();  // the proxy closes nothing; its owner does
+  CHECK((res.error == std::errc::connection_reset || res.error == std::errc::broken_pipe));
+  CHECK(res.a_to_b.bytes == test::read_all(r.server()).size());
+  std::signal(SIGPIPE, old);
+}
+
+TEST_CASE("proxy reports EBADF for a bad fd", "[proxy]") {
+  rig r;
+  const auto res = splice::proxy(r.a(), -1);
+  CHECK(res.error == std::errc::bad_file_descriptor);
+  CHECK(std::string(res.op) == "fcntl");
+}
