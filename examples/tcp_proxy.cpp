@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+// tcp_proxy: the simplest use of the library. One thread per connection: accept, connect upstream,
+// splice::proxy until both directions end, close, log one line.
+//   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
+#include <condition_variable>
+#include <mutex>
+#include <map>
+#include <thread>
+
+#include <poll.h>
+
+#include <splice/splice.hpp>
+
+#include "net.hpp"
+
+int main(int argc, char** argv) {
+  const example::settings cfg = example::parse(argc, argv);
+  const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
+  const int listener = example::listen_on(cfg.listen);
+  if (listener < 0 || stop < 0) return 1;
+
+  splice::proxy_options opt;
+  opt.copy.userspace = cfg.userspace;
+  if (cfg.idle_timeout_s > 0) opt.idle_timeout = std::chrono::seconds(cfg.idle_timeout_s);
+
+  std::mutex mu;
+  std::condition_variable idle;
+  std::map<int, int> live;  // client fd -> upstream fd (-1 until connected), to cut them at shutdown
+  bool stopping = false;
+  unsigned long next_id = 0;
+
+  for (;;) {
+    pollfd fds[2] = {{listener, POLLIN, 0}, {stop, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    if (fds[1].revents) break;
+    if (!(fds[0].revents & POLLIN)) continue;
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    const int client = accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+    if (client < 0) continue;  // EMFILE and friends: the next poll tries again
+    const unsigned long id = ++next_id;
+    std::lock_guard<std::mutex> lock(mu);
+    live[client] = -1;
+    std::thread([&, client, id, who = example::to_string(reinterpret_cast<sockaddr*>(&peer))] {
+      splice::proxy_result r;
+      const int upstream = example::connect_to(cfg.upstream);
+      bool go = upstream >= 0;
+      if (!go) {
+        r.error = std::error_code(errno, std::system_category());
+        r.op = "connect";
+      } else {
+        std::lock_guard<std::mutex> lock(mu);
+        live[client] = upstream;
+        go = !stopping;
+      }
+      if (go) r = splice::proxy(client, upstream, opt);
+      example::log_connection(id, who, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced,
+                              r.error, r.op);
+      std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
+      live.erase(client);
+      if (upstream >= 0) close(upstream);
+      close(client);
+      idle.notify_all();
+    }).detach();
+  }
+  // Stop: no new connections; cut the running ones and wait until each has closed its fds.
+  close(listener);
+  std::unique_lock<std::mutex> lock(mu);
+  stopping = true;
+  for (auto [client, upstream] : live) {
+    shutdown(client, SHUT_RDWR);
+    if (upstream >= 0) shutdown(upstream, SHUT_RDWR);
+  }
+  idle.wait(lock, [&] { return live.empty(); });
+  std::printf("stopped\n");
+  return 0;
+}
