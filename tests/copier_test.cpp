@@ -91,3 +91,15 @@ TEST_CASE("stopping a copier counts what it held as unsent", "[copier]") {
   CHECK(delivered.size() == c.result().bytes);
   CHECK(c.result().bytes + c.result().unsent + rest.size() == std::size_t(1) << 20);
 }
+
+TEST_CASE("a copier refuses blocking fds with EINVAL before a byte moves", "[copier]") {
+  test::relay r;
+  test::write_all(r.in.a.get(), "abc");
+  test::set_nonblocking(r.dst());  // src stays blocking
+  splice::copier<> c(r.dst(), r.src());
+  CHECK(c.advance() == splice::step::done);
+  CHECK(c.result().error == std::errc::invalid_argument);
+  CHECK(std::string(c.result().op) == "fcntl");
+  CHECK(c.result().bytes == 0);
+  CHECK(test::read_all(r.src(), 3) == "abc");
+}

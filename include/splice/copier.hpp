@@ -40,12 +40,18 @@ enum class step {
   done,   ///< nothing: the copy has ended; result() says how
 };
 
+namespace detail {
+/// Lets copy() drive a copier over blocking fds, which it may: it has nothing else to do meanwhile.
+struct blocking_allowed {};
+}  // namespace detail
+
 /// copier moves bytes from src to dst, in as many advance() calls as it takes: each moves what it
 /// can without waiting and says what it waits for. Bytes it has taken from src and not yet written
 /// stay inside it (in its pipe or buffer) across calls, and are written first on the next.
 ///
-/// With non-blocking fds, advance() never blocks, so an event loop can drive thousands of copiers;
-/// with blocking fds it blocks in the system calls. Sys is the system-call seam (see posix_calls).
+/// Both fds must be O_NONBLOCK, so that advance() never blocks and an event loop can drive
+/// thousands of copiers; the first advance() over a blocking fd ends the copy with EINVAL from
+/// "fcntl" before a byte moves. Sys is the system-call seam (see posix_calls).
 /// Not thread-safe: one copier per direction of a connection, used by one thread at a time.
 template <class Sys = system_calls>
 class copier {
@@ -54,6 +60,11 @@ class copier {
   copier(int dst, int src, std::uint64_t limit = no_limit, const options& opt = {}, Sys sys = {}) noexcept
       : sys_(std::move(sys)), opt_(opt), dst_(dst), src_(src), remaining_(limit) {
     if (!opt_.pool) opt_.pool = &pipe_pool::shared();
+  }
+  /// The same, accepting blocking fds: advance() then blocks in the system calls.
+  copier(detail::blocking_allowed, int dst, int src, std::uint64_t limit, const options& opt, Sys sys) noexcept
+      : copier(dst, src, limit, opt, std::move(sys)) {
+    blocking_ok_ = true;
   }
   copier(const copier&) = delete;
   copier& operator=(const copier&) = delete;
@@ -127,6 +138,14 @@ class copier {
     if (auto ec = detail::plan(sys_, dst_, src_, route_, op)) {
       fail(scope, ec, op);  // a bad fd is found here, before src gives a byte
       return false;
+    }
+    if (!blocking_ok_) {
+      for (int fd : {src_, dst_}) {
+        const int flags = detail::retry([&] { return sys_.fcntl(fd, F_GETFL, 0); });
+        if (flags >= 0 && (flags & O_NONBLOCK)) continue;
+        fail(scope, flags < 0 ? detail::last_error() : std::make_error_code(std::errc::invalid_argument), "fcntl");
+        return false;
+      }
     }
     if (opt_.userspace) route_ = detail::route::user;
     if (route_ == detail::route::via_pipe) {
@@ -274,7 +293,7 @@ class copier {
   std::size_t buf_begin_ = 0, buf_end_ = 0;  // bytes of buf_ not yet in dst
   unsigned full_reads_ = 0;  // reads in a row that filled buf_
   bool want_pipe_ = false;   // the route is to become via_pipe once the stream proves fast
-  bool started_ = false, eof_ = false, done_ = false, dst_not_socket_ = false;
+  bool started_ = false, eof_ = false, done_ = false, dst_not_socket_ = false, blocking_ok_ = false;
 };
 
 }  // namespace splice_lib

@@ -22,7 +22,7 @@ template <class Poller, class Sys>
 result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options& opt, Sys sys) noexcept {
   static_assert(is_poller_v<Poller>,
                 "a poller needs std::error_code wait_readable(int) and wait_writable(int)");
-  copier<Sys> c(dst, src, limit, opt, std::move(sys));
+  copier<Sys> c(detail::blocking_allowed{}, dst, src, limit, opt, std::move(sys));
   sigpipe_scope scope;
   for (step s; (s = c.advance(scope)) != step::done;) {
     const std::error_code ec = s == step::read ? poller.wait_readable(src) : poller.wait_writable(dst);
