@@ -4,10 +4,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <system_error>
 #include <utility>
-#include <vector>
 
 #include "detail/platform.hpp"
 
@@ -41,15 +42,19 @@ class pipe_pool {
     std::uint64_t copied_bytes = 0;   ///< bytes that they moved through user space
   };
 
-  pipe_pool() : pipe_pool(config{}) {}
-  explicit pipe_pool(config c) : config_(c) { idle_.reserve(c.max_idle); }
+  pipe_pool() noexcept : pipe_pool(config{}) {}
+  /// Makes an empty pool. The idle slots are allocated here, so that release() never allocates;
+  /// if even that fails, the pool keeps no idle pipes.
+  explicit pipe_pool(const config& c) noexcept
+      : config_(c), idle_(new (std::nothrow) detail::pipe[c.max_idle]), idle_cap_(idle_ ? c.max_idle : 0) {}
   pipe_pool(const pipe_pool&) = delete;
   pipe_pool& operator=(const pipe_pool&) = delete;
 
   /// Returns the process-wide pool that copies use unless told otherwise. It is never destroyed,
   /// so copies still running during exit stay safe; its pipes close with the process.
   static pipe_pool& shared() noexcept {
-    static pipe_pool* pool = new pipe_pool();
+    alignas(pipe_pool) static unsigned char storage[sizeof(pipe_pool)];
+    static pipe_pool* pool = new (storage) pipe_pool();
     return *pool;
   }
 
@@ -60,7 +65,7 @@ class pipe_pool {
   counters stats() const noexcept {
     std::lock_guard<std::mutex> lock(mu_);
     counters c = counters_;
-    c.idle = idle_.size();
+    c.idle = idle_count_;
     return c;
   }
 
@@ -70,9 +75,8 @@ class pipe_pool {
   std::error_code acquire(Sys& sys, detail::pipe& p, const char*& op) noexcept {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!idle_.empty()) {
-        p = std::move(idle_.back());
-        idle_.pop_back();
+      if (idle_count_ > 0) {
+        p = std::move(idle_[--idle_count_]);
         ++counters_.in_use;
         ++counters_.reused;
         return {};
@@ -108,8 +112,8 @@ class pipe_pool {
     --counters_.in_use;
     if (!empty) {
       ++counters_.discarded;
-    } else if (idle_.size() < config_.max_idle) {
-      idle_.push_back(std::move(p));  // cannot allocate: reserved in the constructor
+    } else if (idle_count_ < idle_cap_) {
+      idle_[idle_count_++] = std::move(p);
     }
     // p, if not kept, closes here; close is cheap and never blocks for a pipe.
   }
@@ -117,7 +121,9 @@ class pipe_pool {
  private:
   const config config_;
   mutable std::mutex mu_;
-  std::vector<detail::pipe> idle_;
+  std::unique_ptr<detail::pipe[]> idle_;  // idle_[0, idle_count_) are empty pipes ready for reuse
+  const std::size_t idle_cap_;
+  std::size_t idle_count_ = 0;
   counters counters_;
 };
 

@@ -54,7 +54,7 @@ proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) no
   sigpipe_scope scope;
   step sab = ab.advance(scope), sba = ba.advance(scope);
   bool ab_ended = false, ba_ended = false;
-  const auto end = [&](copier<Sys>& c, bool& ended, int peer_of_dst) {
+  const auto end = [&](const copier<Sys>& c, bool& ended, int peer_of_dst) {
     if (ended) return;
     ended = true;
     if (!c.result().error) {
