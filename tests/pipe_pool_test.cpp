@@ -77,3 +77,22 @@ TEST_CASE("an exhausted pool makes copies fall back to user space without losing
   CHECK(roomy.stats().spliced_bytes == (kernel ? data.size() : 0u));
   CHECK(roomy.stats().spliced_bytes + roomy.stats().copied_bytes == data.size());
 }
+
+TEST_CASE("pipe_pool::clear closes the idle pipes", "[pool]") {
+  if (!kernel) {
+    WARN("SKIP: pipes are not used by the portable build");
+    return;
+  }
+  splice_lib::pipe_pool pool;
+  splice_lib::system_calls sys;
+  const char* op = "";
+  splice_lib::detail::pipe a;
+  const int before = test::open_fds();
+  REQUIRE_FALSE(pool.acquire(sys, a, op));
+  pool.release(std::move(a), true);
+  CHECK(pool.stats().idle == 1);
+  CHECK(test::open_fds() == before + 2);
+  pool.clear();
+  CHECK(pool.stats().idle == 0);
+  CHECK(test::open_fds() == before);
+}

@@ -98,6 +98,13 @@ class pipe_pool {
     return ec;
   }
 
+  /// clear closes the idle pipes (to give back their fds and pipe pages, or before a fork).
+  /// Pipes in use are not affected.
+  void clear() noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (idle_count_ > 0) idle_[--idle_count_] = detail::pipe{};
+  }
+
   /// record adds what a finished copy moved to the byte counters.
   void record(std::uint64_t spliced, std::uint64_t copied) noexcept {
     std::lock_guard<std::mutex> lock(mu_);
