@@ -279,3 +279,49 @@ TEST_CASE("resets at random points on either side account for every byte", "[rel
   }
   std::signal(SIGPIPE, old);
 }
+
+TEST_CASE("a proxy survives resets at random points and delivers a prefix", "[reliability][property][proxy]") {
+  auto old = std::signal(SIGPIPE, SIG_DFL);
+  const bool userspace = GENERATE(false, true);
+  const bool reset_client = GENERATE(false, true);
+  std::mt19937 rng(11);
+  for (int round = 0; round < 5; ++round) {
+    const std::size_t total = 4 << 20, cut = 1 + rng() % total;
+    CAPTURE(userspace, reset_client, cut);
+    const auto data = test::payload(total, unsigned(round) + 40);
+    auto front = test::make_tcp(), back = test::make_tcp();  // client=front.a, proxy front.b|back.a, server=back.b
+    std::string server_got;
+    std::thread client([&] {
+      test::write_all(front.a.get(), reset_client ? data.substr(0, cut) : data);
+      if (reset_client) {
+        std::this_thread::sleep_for(20ms);
+        test::reset(front.a);
+      } else {
+        ::shutdown(front.a.get(), SHUT_WR);
+        test::read_all(front.a.get());
+      }
+    });
+    std::thread server([&] {
+      server_got = test::read_all(back.b.get(), reset_client ? SIZE_MAX : cut);
+      if (!reset_client) test::reset(back.b);
+    });
+    splice::proxy_options opt;
+    opt.copy = with(userspace);
+    opt.idle_timeout = 5s;
+    const auto res = splice::proxy(front.b.get(), back.a.get(), opt);
+    back.a.reset();  // the server sees end of file after what the proxy delivered
+    front.b.reset();
+    client.join();
+    server.join();
+    CHECK((server_got == data.substr(0, server_got.size())));
+    CHECK(res.error != std::errc::timed_out);
+    if (reset_client) {
+      CHECK(server_got.size() == res.a_to_b.bytes);
+      CHECK(res.a_to_b.bytes <= cut);
+    } else {
+      CHECK(res.a_to_b.bytes >= server_got.size());
+      CHECK(res.error);
+    }
+  }
+  std::signal(SIGPIPE, old);
+}
