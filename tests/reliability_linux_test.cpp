@@ -179,6 +179,11 @@ struct random_faults : splice::system_calls {
     return roll == 0 ? EINTR : roll == 1 ? EAGAIN : 0;
   }
   std::size_t shorten(std::size_t n) { return s->rng() % 4 == 0 ? std::max<std::size_t>(1, n / (2 + s->rng() % 8)) : n; }
+  // Calls that move no data can fail only with EINTR or the terminal error; EAGAIN is not theirs.
+  int control_fault() {
+    const int e = fault();
+    return e == EAGAIN ? 0 : e;
+  }
 
   ssize_t read(int fd, void* b, std::size_t n) {
     if (int e = fault()) return errno = e, -1;
@@ -191,6 +196,22 @@ struct random_faults : splice::system_calls {
   ssize_t splice(int in, int out, std::size_t n, unsigned f) {
     if (int e = fault()) return errno = e, -1;
     return splice::system_calls::splice(in, out, shorten(n), f);
+  }
+  int getsockopt(int fd, int level, int name, void* v, socklen_t* l) {
+    if (int e = control_fault()) return errno = e, -1;
+    return splice::system_calls::getsockopt(fd, level, name, v, l);
+  }
+  int fstat(int fd, struct stat* st) {
+    if (int e = control_fault()) return errno = e, -1;
+    return splice::system_calls::fstat(fd, st);
+  }
+  int pipe2(int fds[2], int flags) {
+    if (int e = control_fault()) return errno = e, -1;
+    return splice::system_calls::pipe2(fds, flags);
+  }
+  int fcntl(int fd, int cmd, int arg) {
+    if (int e = control_fault()) return errno = e, -1;
+    return splice::system_calls::fcntl(fd, cmd, arg);
   }
 };
 
@@ -229,15 +250,16 @@ TEST_CASE("random fault schedules deliver a prefix of src and account for every 
   }
 }
 
-TEST_CASE("resets at random points on either side account for every byte", "[reliability][property]") {
+TEST_CASE("resets and closes at random points on either side account for every byte", "[reliability][property]") {
   auto old = std::signal(SIGPIPE, SIG_DFL);
   const bool userspace = GENERATE(false, true);
   const bool nonblocking = GENERATE(false, true);
   const bool reset_dst = GENERATE(false, true);
+  const bool orderly = GENERATE(false, true);  // FIN instead of RST
   std::mt19937 rng(7);
   for (int round = 0; round < 6; ++round) {
     const std::size_t total = 4 << 20, cut = 1 + rng() % total;
-    CAPTURE(userspace, nonblocking, reset_dst, cut);
+    CAPTURE(userspace, nonblocking, reset_dst, orderly, cut);
     const auto data = test::payload(total, unsigned(round));
     test::relay r;
     if (nonblocking) test::set_nonblocking(r.src()), test::set_nonblocking(r.dst());
@@ -249,13 +271,15 @@ TEST_CASE("resets at random points on either side account for every byte", "[rel
       } else {
         test::write_all(r.in.a.get(), data.substr(0, cut));
         std::this_thread::sleep_for(20ms);
-        test::reset(r.in.a);
+        if (orderly) ::shutdown(r.in.a.get(), SHUT_WR);
+        else test::reset(r.in.a);
       }
     });
     std::thread reader([&] {
       if (reset_dst) {
         reader_got = test::read_all(r.out.b.get(), cut).size();
-        test::reset(r.out.b);
+        if (orderly) r.out.b.reset();  // a close with unread bytes still answers with RST
+        else test::reset(r.out.b);
       } else {
         reader_got = test::read_all(r.out.b.get()).size();
       }
@@ -274,6 +298,8 @@ TEST_CASE("resets at random points on either side account for every byte", "[rel
       CHECK(res.bytes == reader_got);
       CHECK(res.unsent == 0);
       CHECK(res.bytes <= cut);
+      if (orderly) CHECK(res.bytes == cut);  // a FIN after cut bytes: every one of them delivered
+      if (orderly) CHECK_FALSE(res.error);
       if (res.error) CHECK(res.error == std::errc::connection_reset);
     }
   }
