@@ -93,27 +93,37 @@ TEST_CASE("a signal every 100 us at the copying thread loses nothing over 1 GiB"
 
 TEST_CASE("with no fd left for a pipe, copies fall back and deliver everything", "[reliability]") {
   test::relay r;
+  splice::pipe_pool pool;  // empty: a pipe would have to be made
+  const auto data = test::payload(4 << 20, 32);
+  // The threads start before the fds run out: a sanitizer's runtime may need an fd for a new thread.
+  std::atomic<bool> go{false};
+  std::thread writer([&] {
+    while (!go) std::this_thread::yield();
+    test::write_all(r.in.a.get(), data);
+    ::shutdown(r.in.a.get(), SHUT_WR);
+  });
+  std::string got;
+  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
   rlimit old{};
   getrlimit(RLIMIT_NOFILE, &old);
   int highest = 0;
   for (int fd = 0; fd < 4096; ++fd)
     if (::fcntl(fd, F_GETFD) >= 0) highest = fd;
   rlimit tight = old;
-  tight.rlim_cur = rlim_t(highest + 1);  // not one more fd can be opened
-  splice::pipe_pool pool;  // empty: a pipe would have to be made
-  const auto data = test::payload(4 << 20, 32);
+  tight.rlim_cur = rlim_t(highest + 1);  // not one more fd above the highest open one
   REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
-  std::vector<test::fd> fillers;  // take the free numbers below the limit too
+  std::vector<test::fd> fillers;  // and none of the free numbers below it
   for (int f; (f = ::dup(r.src())) >= 0;) fillers.emplace_back(f);
   int probe[2];
   const bool exhausted = ::pipe(probe) != 0 && errno == EMFILE;
-  splice::result res;
-  const auto got = test::through(r, data, [&] {
-    splice::poll_poller p;
-    res = splice::copy(r.dst(), r.src(), splice::no_limit, p, with(false, &pool));
-  });
+  go = true;
+  splice::poll_poller p;
+  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, with(false, &pool));
   fillers.clear();
   setrlimit(RLIMIT_NOFILE, &old);
+  ::shutdown(r.dst(), SHUT_WR);
+  writer.join();
+  reader.join();
   CHECK(exhausted);
   CHECK_FALSE(res.error);
   CHECK_FALSE(res.spliced);
