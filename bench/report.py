@@ -54,15 +54,26 @@ def main():
               f"{s['all_cpu_s_per_GiB'] / u['all_cpu_s_per_GiB']:.2f}x | "
               f"{s['calls_per_MiB']:.1f} / {u['calls_per_MiB']:.1f} |")
 
-    nb = sorted({int(k.split("/")[1]) for k in m if k.startswith("BM_stream_nonblocking_splice/")})
-    if nb:
-        print("\n| non-blocking fds, poll-driven | splice MB/s | user-space MB/s | throughput ratio | CPU ratio |")
+    for variant, title in (("nonblocking", "non-blocking fds, poll-driven"),
+                           ("bigbuf", "4 MiB socket buffers on every socket")):
+        cs = sorted({int(k.split("/")[1]) for k in m if k.startswith(f"BM_stream_{variant}_splice/")})
+        if not cs:
+            continue
+        print(f"\n| {title} | splice MB/s | user-space MB/s | throughput ratio | CPU ratio |")
         print("|---|---|---|---|---|")
-        for c in nb:
-            s, u = m[f"BM_stream_nonblocking_splice/{c}"], m[f"BM_stream_nonblocking_userspace/{c}"]
+        for c in cs:
+            s, u = m[f"BM_stream_{variant}_splice/{c}"], m[f"BM_stream_{variant}_userspace/{c}"]
             print(f"| {size(c)} | {s['bytes_per_second'] / 1e6:.0f} | {u['bytes_per_second'] / 1e6:.0f} | "
                   f"**{s['bytes_per_second'] / u['bytes_per_second']:.2f}x** | "
                   f"**{s['cpu_s_per_GiB'] / u['cpu_s_per_GiB']:.2f}x** |")
+
+    print("\n| where the CPU goes (s/GiB), splice / user space | copier | writer | reader | all threads |")
+    print("|---|---|---|---|---|")
+    for c in chunks:
+        s, u = m[f"BM_stream_splice/{c}"], m[f"BM_stream_userspace/{c}"]
+        if "writer_cpu_s_per_GiB" in s:
+            print(f"| {size(c)} | " + " | ".join(f"{s[k]:.3f} / {u[k]:.3f}" for k in (
+                "cpu_s_per_GiB", "writer_cpu_s_per_GiB", "reader_cpu_s_per_GiB", "all_cpu_s_per_GiB")) + " |")
 
     print("\n| short copies (new connections) | default copies/s | eager splice copies/s | user-space copies/s "
           "| default / user-space |")

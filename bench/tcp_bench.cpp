@@ -67,23 +67,30 @@ constexpr std::int64_t kStream = 64 << 20;  // bytes moved per iteration of a st
 
 /// Streams kStream bytes per iteration, written in chunks of state.range(0) bytes, through a copy.
 /// With nonblocking, the copy's fds are O_NONBLOCK and it waits in the poller instead of the kernel.
-void stream(benchmark::State& state, splice::options opt, bool nonblocking = false) {
+/// With buffers > 0, every socket of the relay gets SO_SNDBUF and SO_RCVBUF of that size.
+void stream(benchmark::State& state, splice::options opt, bool nonblocking = false, int buffers = 0) {
   const std::size_t chunk = std::size_t(state.range(0));
   test::relay r;
   if (nonblocking) test::set_nonblocking(r.src()), test::set_nonblocking(r.dst());
+  if (buffers > 0)
+    for (int fd : {r.in.a.get(), r.in.b.get(), r.out.a.get(), r.out.b.get()}) test::set_buffers(fd, buffers);
   const double all0 = cpu_seconds(RUSAGE_SELF);
   const std::string block = test::payload(chunk);
   std::uint64_t calls = 0;
-  double cpu = 0;
+  double cpu = 0, writer_cpu = 0, reader_cpu = 0;
   for (auto _ : state) {
     std::atomic<bool> ok{true};
     const auto start = clock_type::now();
     std::thread writer([&] {
+      const double c0 = thread_cpu_seconds();
       for (std::int64_t sent = 0; sent < kStream; sent += std::int64_t(chunk))
         if (!test::write_all(r.in.a.get(), block)) ok = false;
+      writer_cpu += thread_cpu_seconds() - c0;
     });
     std::thread reader([&] {
+      const double c0 = thread_cpu_seconds();
       if (drain(r.out.b.get(), kStream) != std::size_t(kStream)) ok = false;
+      reader_cpu += thread_cpu_seconds() - c0;
     });
     const double cpu0 = thread_cpu_seconds();
     counted_poller p{&calls, {}};
@@ -100,6 +107,8 @@ void stream(benchmark::State& state, splice::options opt, bool nonblocking = fal
   const double gib = double(state.iterations()) * double(kStream) / double(1 << 30);
   state.SetBytesProcessed(state.iterations() * kStream);
   state.counters["cpu_s_per_GiB"] = cpu / gib;
+  state.counters["writer_cpu_s_per_GiB"] = writer_cpu / gib;
+  state.counters["reader_cpu_s_per_GiB"] = reader_cpu / gib;
   // Writer, copier and reader together: where the copier's saving goes on a machine they share.
   state.counters["all_cpu_s_per_GiB"] = (cpu_seconds(RUSAGE_SELF) - all0) / gib;
   state.counters["calls_per_MiB"] = double(calls) / (gib * 1024);
@@ -122,6 +131,8 @@ splice::options userspace() {
 void BM_stream_splice(benchmark::State& s) { stream(s, defaults()); }
 void BM_stream_userspace(benchmark::State& s) { stream(s, userspace()); }
 void BM_stream_nonblocking_splice(benchmark::State& s) { stream(s, defaults(), true); }
+void BM_stream_bigbuf_splice(benchmark::State& s) { stream(s, defaults(), false, 4 << 20); }
+void BM_stream_bigbuf_userspace(benchmark::State& s) { stream(s, userspace(), false, 4 << 20); }
 void BM_stream_nonblocking_userspace(benchmark::State& s) { stream(s, userspace(), true); }
 
 /// The pipe-size sweep: range(1) is the pipe size asked of the pool.
@@ -231,6 +242,8 @@ BENCHMARK(BM_stream_splice)->Apply(chunks)->UseManualTime()->Unit(benchmark::kMi
 BENCHMARK(BM_stream_userspace)->Apply(chunks)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_nonblocking_splice)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_nonblocking_userspace)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_bigbuf_splice)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_bigbuf_userspace)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_short_splice)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_short_eager)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_short_userspace)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Unit(benchmark::kMicrosecond);
