@@ -148,6 +148,43 @@ TEST_CASE("a stream that proves fast moves onto a pipe mid-copy without losing a
   CHECK(res.spliced == kernel);
 }
 
+TEST_CASE("a stream that slows down goes back to user space without losing a byte", "[copy][adaptive]") {
+  splice::pipe_pool pool;
+  splice::options opt;
+  opt.pool = &pool;
+  relay r;
+  const auto burst = payload(4 << 20, 24);
+  std::string data = burst;
+  std::thread writer([&] {
+    test::write_all(r.in.a.get(), burst);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int i = 0; i < 30; ++i) {  // then a trickle: every splice takes less than a buffer
+      const auto m = payload(100, std::uint32_t(i));
+      test::write_all(r.in.a.get(), m);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ::shutdown(r.in.a.get(), SHUT_WR);
+  });
+  for (int i = 0; i < 30; ++i) data += payload(100, std::uint32_t(i));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the burst waits in src: full reads
+  std::string got;
+  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
+  splice::poll_poller p;
+  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
+  ::shutdown(r.dst(), SHUT_WR);
+  writer.join();
+  reader.join();
+  CHECK((got == data));
+  CHECK(res.bytes == data.size());
+  CHECK(res.spliced == kernel);
+  if (kernel) {
+    // Two full buffers before the pipe, and most of the trickle after it was given back.
+    CHECK(pool.stats().copied_bytes >= 2 * 65536 + 1000);
+    CHECK(pool.stats().spliced_bytes > 0);
+    CHECK(pool.stats().idle == 1);  // the pipe came back empty
+  }
+}
+
 TEST_CASE("a trickling stream stays in user space", "[copy][adaptive]") {
   splice::pipe_pool pool;
   splice::options opt;

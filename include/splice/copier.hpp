@@ -28,8 +28,9 @@ struct options {
   /// Most bytes asked of one splice(2) call. Asking for more than a pipe holds is harmless.
   std::size_t max_splice = std::size_t(1) << 20;
   /// A TCP-to-TCP copy starts in user space and takes a pipe only after this many reads in a row
-  /// filled the whole buffer: a pipe does not pay for itself on short or slow streams. 0 splices
-  /// from the first byte.
+  /// filled the whole buffer, and goes back to user space after 8 splices in a row that each took
+  /// less than a buffer: a pipe does not pay for itself on short or slow streams. 0 splices from
+  /// the first byte to the last.
   unsigned splice_after = 2;
 };
 
@@ -156,9 +157,17 @@ class copier {
     return true;
   }
 
-  // take_pipe_if_proven moves a TCP-to-TCP copy onto a pipe once the stream has proven fast.
-  // Called only when nothing is held, so no byte is in flight across the switch.
+  // take_pipe_if_proven moves a TCP-to-TCP copy onto a pipe once the stream has proven fast, and
+  // back to user space when it has slowed down. Called only when nothing is held, so no byte is in
+  // flight across a switch, and the pipe goes back to the pool empty.
   void take_pipe_if_proven() noexcept {
+    static constexpr unsigned slow_drains = 8;
+    if (route_ == detail::route::via_pipe && opt_.splice_after > 0 && small_drains_ >= slow_drains) {
+      release_pipe();
+      route_ = detail::route::user;
+      want_pipe_ = true;
+      full_reads_ = small_drains_ = 0;
+    }
     if (!want_pipe_ || full_reads_ < opt_.splice_after) return;
     want_pipe_ = false;
     const char* op = "";
@@ -191,6 +200,7 @@ class copier {
       case detail::route::via_pipe:
         n = detail::splice_move(sys_, src_, pipe_.w.get(), next_chunk(opt_.max_splice));
         if (n > 0) in_pipe_ = std::size_t(n);
+        if (n > 0) small_drains_ = std::size_t(n) < opt_.buffer_size ? small_drains_ + 1 : 0;
         break;
       case detail::route::from_pipe:
       case detail::route::to_pipe:
@@ -291,7 +301,8 @@ class copier {
   std::size_t in_pipe_ = 0;  // bytes in pipe_, taken from src, not yet in dst
   std::unique_ptr<char[]> buf_;
   std::size_t buf_begin_ = 0, buf_end_ = 0;  // bytes of buf_ not yet in dst
-  unsigned full_reads_ = 0;  // reads in a row that filled buf_
+  unsigned full_reads_ = 0;    // reads in a row that filled buf_
+  unsigned small_drains_ = 0;  // splices into the pipe in a row that took less than buf_ holds
   bool want_pipe_ = false;   // the route is to become via_pipe once the stream proves fast
   bool started_ = false, eof_ = false, done_ = false, dst_not_socket_ = false, blocking_ok_ = false;
 };
