@@ -95,15 +95,22 @@ TEST_CASE("with no fd left for a pipe, copies fall back and deliver everything",
   test::relay r;
   splice::pipe_pool pool;  // empty: a pipe would have to be made
   const auto data = test::payload(4 << 20, 32);
-  // The threads start before the fds run out: a sanitizer's runtime may need an fd for a new thread.
-  std::atomic<bool> go{false};
+  // No thread starts or ends while the fds are exhausted: a sanitizer's runtime may need an fd then.
+  std::atomic<bool> go{false}, restored{false};
+  std::atomic<int> running{0};
   std::thread writer([&] {
+    ++running;
     while (!go) std::this_thread::yield();
     test::write_all(r.in.a.get(), data);
     ::shutdown(r.in.a.get(), SHUT_WR);
+    while (!restored) std::this_thread::yield();
   });
   std::string got;
-  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
+  std::thread reader([&] {
+    ++running;
+    got = test::read_all(r.out.b.get());
+  });
+  while (running < 2) std::this_thread::yield();
   rlimit old{};
   getrlimit(RLIMIT_NOFILE, &old);
   int highest = 0;
@@ -121,6 +128,7 @@ TEST_CASE("with no fd left for a pipe, copies fall back and deliver everything",
   const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, with(false, &pool));
   fillers.clear();
   setrlimit(RLIMIT_NOFILE, &old);
+  restored = true;
   ::shutdown(r.dst(), SHUT_WR);
   writer.join();
   reader.join();
