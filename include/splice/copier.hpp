@@ -199,8 +199,10 @@ class copier {
         break;
       case detail::route::via_pipe:
         n = detail::splice_move(sys_, src_, pipe_.w.get(), next_chunk(opt_.max_splice));
-        if (n > 0) in_pipe_ = std::size_t(n);
-        if (n > 0) small_drains_ = std::size_t(n) < opt_.buffer_size ? small_drains_ + 1 : 0;
+        if (n > 0) {
+          in_pipe_ = std::size_t(n);
+          small_drains_ = in_pipe_ < opt_.buffer_size ? small_drains_ + 1 : 0;
+        }
         break;
       case detail::route::from_pipe:
       case detail::route::to_pipe:
