@@ -2,6 +2,7 @@
 #include "splice/poller.hpp"  // first: the header must be self-contained
 
 #include <atomic>
+#include <climits>
 #include <csignal>
 
 #include <catch2/catch.hpp>
@@ -48,4 +49,15 @@ TEST_CASE("poll_poller retries EINTR and keeps its deadline", "[poller]") {
   CHECK(took >= 200ms);
   CHECK(took < 2s);
   sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST_CASE("timeouts longer than poll(2) can take are clamped, not wrapped", "[poller]") {
+  using splice_lib::detail::poll_ms;
+  CHECK(poll_ms(std::chrono::milliseconds(-5)) == -1);
+  CHECK(poll_ms(std::chrono::milliseconds(0)) == 0);
+  CHECK(poll_ms(std::chrono::milliseconds(1500)) == 1500);
+  CHECK(poll_ms(std::chrono::hours(24 * 365)) == INT_MAX);
+  auto t = test::make_tcp();
+  test::write_all(t.a.get(), "x");
+  CHECK(poll_poller(std::chrono::hours(24 * 365)).wait_readable(t.b.get()) == std::error_code{});
 }

@@ -63,8 +63,8 @@ class epoll_poller {
       }
       int ms = -1;
       if (timed) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()).count();
-        ms = left > 0 ? int(left) : 0;
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now());
+        ms = left.count() > 0 ? detail::poll_ms(left) : 0;
       }
       epoll_event ev[64];
       const int n = ::epoll_wait(ep_.get(), ev, 64, ms);

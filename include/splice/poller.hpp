@@ -56,7 +56,7 @@ class poll_poller {
     using clock = std::chrono::steady_clock;
     const bool timed = timeout_.count() >= 0;
     const auto deadline = timed ? clock::now() + timeout_ : clock::time_point{};
-    for (int ms = timed ? int(timeout_.count()) : -1;;) {
+    for (int ms = detail::poll_ms(timeout_);;) {
       pollfd p{fd, events, 0};
       const int n = ::poll(&p, 1, ms);
       if (n > 0) return (p.revents & POLLNVAL) ? std::make_error_code(std::errc::bad_file_descriptor)
@@ -65,7 +65,7 @@ class poll_poller {
       if (errno != EINTR) return detail::last_error();
       if (timed) {
         const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now());
-        ms = left.count() > 0 ? int(left.count()) : 0;
+        ms = left.count() > 0 ? detail::poll_ms(left) : 0;
       }
     }
   }

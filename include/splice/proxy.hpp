@@ -82,7 +82,7 @@ proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) no
     if (sba == step::write) fds[0].events |= POLLOUT;
     for (auto& p : fds)
       if (!p.events) p.fd = -1;
-    const int n = detail::retry([&] { return sys.poll(fds, 2, int(opt.idle_timeout.count())); });
+    const int n = detail::retry([&] { return sys.poll(fds, 2, detail::poll_ms(opt.idle_timeout)); });
     if (n <= 0) {
       out.error = n == 0 ? std::make_error_code(std::errc::timed_out) : detail::last_error();
       out.op = "poll";

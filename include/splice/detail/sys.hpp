@@ -4,6 +4,8 @@
 #define SPLICE_DETAIL_SYS_HPP_
 
 #include <cerrno>
+#include <chrono>
+#include <climits>
 #include <cstddef>
 #include <system_error>
 
@@ -49,6 +51,12 @@ auto retry(F f) noexcept {
   auto r = f();
   while (r < 0 && errno == EINTR) r = f();
   return r;
+}
+
+/// poll_ms turns a timeout into poll(2)'s milliseconds: negative means none (-1), and a timeout
+/// longer than an int holds is clamped rather than wrapped.
+inline int poll_ms(std::chrono::milliseconds t) noexcept {
+  return t.count() < 0 ? -1 : t.count() > INT_MAX ? INT_MAX : int(t.count());
 }
 
 }  // namespace detail
