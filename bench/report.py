@@ -55,7 +55,9 @@ def main():
               f"{s['calls_per_MiB']:.1f} / {u['calls_per_MiB']:.1f} |")
 
     for variant, title in (("nonblocking", "non-blocking fds, poll-driven"),
-                           ("bigbuf", "4 MiB socket buffers on every socket")):
+                           ("bigbuf", "4 MiB socket buffers on every socket"),
+                           ("unix_to_tcp", "unix socket -> TCP, splice_from_unix on"),
+                           ("tcp_to_unix", "TCP -> unix socket (default)")):
         cs = sorted({int(k.split("/")[1]) for k in m if k.startswith(f"BM_stream_{variant}_splice/")})
         if not cs:
             continue
@@ -67,13 +69,16 @@ def main():
                   f"**{s['bytes_per_second'] / u['bytes_per_second']:.2f}x** | "
                   f"**{s['cpu_s_per_GiB'] / u['cpu_s_per_GiB']:.2f}x** |")
 
-    print("\n| where the CPU goes (s/GiB), splice / user space | copier | writer | reader | all threads |")
-    print("|---|---|---|---|---|")
+    print("\n| where the CPU goes (s/GiB), splice / user space | copier | writer | reader | all threads "
+          "| machine busy | stolen |")
+    print("|---|---|---|---|---|---|---|")
+    pct = lambda r, k: f"{100 * r[k]:.0f}%" if k in r else "-"
     for c in chunks:
         s, u = m[f"BM_stream_splice/{c}"], m[f"BM_stream_userspace/{c}"]
         if "writer_cpu_s_per_GiB" in s:
             print(f"| {size(c)} | " + " | ".join(f"{s[k]:.3f} / {u[k]:.3f}" for k in (
-                "cpu_s_per_GiB", "writer_cpu_s_per_GiB", "reader_cpu_s_per_GiB", "all_cpu_s_per_GiB")) + " |")
+                "cpu_s_per_GiB", "writer_cpu_s_per_GiB", "reader_cpu_s_per_GiB", "all_cpu_s_per_GiB")) +
+                  " | " + " | ".join(f"{pct(s, k)} / {pct(u, k)}" for k in ("machine_busy", "machine_steal")) + " |")
 
     print("\n| short copies (new connections) | default copies/s | eager splice copies/s | user-space copies/s "
           "| default / user-space |")

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -50,6 +52,24 @@ double cpu_seconds(int who) {
 }
 double thread_cpu_seconds() { return cpu_seconds(RUSAGE_THREAD); }
 
+/// The machine's CPU time from /proc/stat, in ticks: busy (user, system, irq, softirq), idle
+/// (idle, iowait) and stolen by the hypervisor. Says whether a run was CPU-bound.
+struct machine_ticks {
+  double busy = 0, idle = 0, steal = 0;
+  static machine_ticks now() {
+    machine_ticks t;
+    std::ifstream f("/proc/stat");
+    std::string cpu;
+    double v[8] = {};
+    if (f >> cpu && cpu == "cpu")
+      for (double& x : v) f >> x;
+    t.busy = v[0] + v[1] + v[2] + v[5] + v[6];
+    t.idle = v[3] + v[4];
+    t.steal = v[7];
+    return t;
+  }
+};
+
 /// Reads and discards up to n bytes from f; returns how many arrived before end of file.
 std::size_t drain(int f, std::size_t n) {
   static thread_local std::vector<char> buf(std::size_t(1) << 20);
@@ -63,18 +83,37 @@ std::size_t drain(int f, std::size_t n) {
   return got;
 }
 
+/// Which sockets a stream's copy reads from and writes to.
+enum class ends { tcp, unix_to_tcp, tcp_to_unix };
+
+/// One connection: the end a thread writes into and the end another reads from.
+struct link {
+  test::fd w, r;
+};
+link make_link(bool unix_socket) {
+  if (unix_socket) {
+    auto [x, y] = test::make_unix();
+    return {std::move(x), std::move(y)};
+  }
+  auto t = test::make_tcp();
+  return {std::move(t.a), std::move(t.b)};
+}
+
 constexpr std::int64_t kStream = 64 << 20;  // bytes moved per iteration of a streaming benchmark
 
 /// Streams kStream bytes per iteration, written in chunks of state.range(0) bytes, through a copy.
 /// With nonblocking, the copy's fds are O_NONBLOCK and it waits in the poller instead of the kernel.
 /// With buffers > 0, every socket of the relay gets SO_SNDBUF and SO_RCVBUF of that size.
-void stream(benchmark::State& state, splice::options opt, bool nonblocking = false, int buffers = 0) {
+void stream(benchmark::State& state, splice::options opt, bool nonblocking = false, int buffers = 0,
+            ends e = ends::tcp) {
   const std::size_t chunk = std::size_t(state.range(0));
-  test::relay r;
-  if (nonblocking) test::set_nonblocking(r.src()), test::set_nonblocking(r.dst());
+  const link in = make_link(e == ends::unix_to_tcp), out = make_link(e == ends::tcp_to_unix);
+  const int src = in.r.get(), dst = out.w.get();
+  if (nonblocking) test::set_nonblocking(src), test::set_nonblocking(dst);
   if (buffers > 0)
-    for (int fd : {r.in.a.get(), r.in.b.get(), r.out.a.get(), r.out.b.get()}) test::set_buffers(fd, buffers);
+    for (int fd : {in.w.get(), src, dst, out.r.get()}) test::set_buffers(fd, buffers);
   const double all0 = cpu_seconds(RUSAGE_SELF);
+  const machine_ticks m0 = machine_ticks::now();
   const std::string block = test::payload(chunk);
   std::uint64_t calls = 0;
   double cpu = 0, writer_cpu = 0, reader_cpu = 0;
@@ -84,17 +123,17 @@ void stream(benchmark::State& state, splice::options opt, bool nonblocking = fal
     std::thread writer([&] {
       const double c0 = thread_cpu_seconds();
       for (std::int64_t sent = 0; sent < kStream; sent += std::int64_t(chunk))
-        if (!test::write_all(r.in.a.get(), block)) ok = false;
+        if (!test::write_all(in.w.get(), block)) ok = false;
       writer_cpu += thread_cpu_seconds() - c0;
     });
     std::thread reader([&] {
       const double c0 = thread_cpu_seconds();
-      if (drain(r.out.b.get(), kStream) != std::size_t(kStream)) ok = false;
+      if (drain(out.r.get(), kStream) != std::size_t(kStream)) ok = false;
       reader_cpu += thread_cpu_seconds() - c0;
     });
     const double cpu0 = thread_cpu_seconds();
     counted_poller p{&calls, {}};
-    const auto res = splice::copy(r.dst(), r.src(), kStream, p, opt, counted(calls));
+    const auto res = splice::copy(dst, src, kStream, p, opt, counted(calls));
     cpu += thread_cpu_seconds() - cpu0;
     writer.join();
     reader.join();
@@ -112,6 +151,12 @@ void stream(benchmark::State& state, splice::options opt, bool nonblocking = fal
   // Writer, copier and reader together: where the copier's saving goes on a machine they share.
   state.counters["all_cpu_s_per_GiB"] = (cpu_seconds(RUSAGE_SELF) - all0) / gib;
   state.counters["calls_per_MiB"] = double(calls) / (gib * 1024);
+  const machine_ticks m1 = machine_ticks::now();
+  const double ticks = (m1.busy - m0.busy) + (m1.idle - m0.idle) + (m1.steal - m0.steal);
+  if (ticks > 0) {
+    state.counters["machine_busy"] = (m1.busy - m0.busy) / ticks;
+    state.counters["machine_steal"] = (m1.steal - m0.steal) / ticks;
+  }
 }
 
 // The three ways a copy can run: the library's default; splice from the first byte (no proving
@@ -134,6 +179,17 @@ void BM_stream_nonblocking_splice(benchmark::State& s) { stream(s, defaults(), t
 void BM_stream_bigbuf_splice(benchmark::State& s) { stream(s, defaults(), false, 4 << 20); }
 void BM_stream_bigbuf_userspace(benchmark::State& s) { stream(s, userspace(), false, 4 << 20); }
 void BM_stream_nonblocking_userspace(benchmark::State& s) { stream(s, userspace(), true); }
+
+// A unix stream socket on one side. The splice variant splices out of unix sockets too.
+splice::options unix_splice() {
+  splice::options o;
+  o.splice_from_unix = true;
+  return o;
+}
+void BM_stream_unix_to_tcp_splice(benchmark::State& s) { stream(s, unix_splice(), false, 0, ends::unix_to_tcp); }
+void BM_stream_unix_to_tcp_userspace(benchmark::State& s) { stream(s, userspace(), false, 0, ends::unix_to_tcp); }
+void BM_stream_tcp_to_unix_splice(benchmark::State& s) { stream(s, unix_splice(), false, 0, ends::tcp_to_unix); }
+void BM_stream_tcp_to_unix_userspace(benchmark::State& s) { stream(s, userspace(), false, 0, ends::tcp_to_unix); }
 
 /// The pipe-size sweep: range(1) is the pipe size asked of the pool.
 void BM_stream_pipe_size(benchmark::State& s) {
@@ -242,6 +298,10 @@ BENCHMARK(BM_stream_splice)->Apply(chunks)->UseManualTime()->Unit(benchmark::kMi
 BENCHMARK(BM_stream_userspace)->Apply(chunks)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_nonblocking_splice)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_nonblocking_userspace)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_unix_to_tcp_splice)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_unix_to_tcp_userspace)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_tcp_to_unix_splice)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_tcp_to_unix_userspace)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_bigbuf_splice)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_bigbuf_userspace)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_short_splice)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -57,7 +57,7 @@ TEST_CASE("copy moves a small message between TCP sockets", "[copy]") {
   relay r2;
   CHECK((through(r2, data, [&] { res = splice::copy(r2.dst(), r2.src()); }) == data));
   CHECK(res.bytes == 5);
-  CHECK_FALSE(res.spliced);  // by default a pipe is taken only by a stream that proves fast
+  CHECK(res.spliced == kernel);  // a socket-to-socket copy starts on a pipe by default
   CHECK(std::string(res.op).empty());
 }
 
@@ -129,23 +129,42 @@ TEST_CASE("copy honours the limit and leaves the rest readable from src", "[copy
   CHECK((rest == data.substr(limit)));
 }
 
-TEST_CASE("a stream that proves fast moves onto a pipe mid-copy without losing a byte", "[copy][adaptive]") {
+TEST_CASE("a slow stream leaves the pipe and takes one again when it speeds up, losing nothing", "[copy][adaptive]") {
+  splice::pipe_pool pool;
+  splice::options opt;
+  opt.pool = &pool;
   relay r;
-  const auto data = payload(8 << 20, 23);
+  std::string data;
+  for (int i = 0; i < 20; ++i) data += payload(100, std::uint32_t(i));
+  const auto burst = payload(8 << 20, 23);
+  data += burst;
   std::thread writer([&] {
-    test::write_all(r.in.a.get(), data);
+    for (int i = 0; i < 20; ++i) {  // a trickle first: every splice takes less than a buffer
+      test::write_all(r.in.a.get(), payload(100, std::uint32_t(i)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    test::write_all(r.in.a.get(), burst);
     ::shutdown(r.in.a.get(), SHUT_WR);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // src is full: reads fill the buffer
   std::string got;
   std::thread reader([&] { got = test::read_all(r.out.b.get()); });
-  const auto res = splice::copy(r.dst(), r.src());
+  splice::poll_poller p;
+  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
   ::shutdown(r.dst(), SHUT_WR);
   writer.join();
   reader.join();
   CHECK((got == data));
   CHECK(res.bytes == data.size());
   CHECK(res.spliced == kernel);
+  const auto st = pool.stats();
+  CHECK(st.copied_bytes + st.spliced_bytes == data.size());
+  if (kernel) {
+    // Two full buffers prove the burst fast before it takes the pipe again; most of it is spliced.
+    CHECK(st.copied_bytes >= 2 * 65536);
+    CHECK(st.spliced_bytes >= burst.size() / 2);
+    CHECK(st.in_use == 0);
+    CHECK(st.idle == 1);  // one pipe, back in the pool empty
+  }
 }
 
 TEST_CASE("a stream that slows down goes back to user space without losing a byte", "[copy][adaptive]") {
@@ -178,14 +197,15 @@ TEST_CASE("a stream that slows down goes back to user space without losing a byt
   CHECK(res.bytes == data.size());
   CHECK(res.spliced == kernel);
   if (kernel) {
-    // Two full buffers before the pipe, and most of the trickle after it was given back.
-    CHECK(pool.stats().copied_bytes >= 2 * 65536 + 1000);
-    CHECK(pool.stats().spliced_bytes > 0);
+    // The burst on the pipe, and most of the trickle in user space after the pipe was given back.
+    CHECK(pool.stats().spliced_bytes >= burst.size());
+    CHECK(pool.stats().copied_bytes >= 1000);
+    CHECK(pool.stats().copied_bytes + pool.stats().spliced_bytes == data.size());
     CHECK(pool.stats().idle == 1);  // the pipe came back empty
   }
 }
 
-TEST_CASE("a trickling stream stays in user space", "[copy][adaptive]") {
+TEST_CASE("a trickling stream leaves the pipe after 8 small splices", "[copy][adaptive]") {
   splice::pipe_pool pool;
   splice::options opt;
   opt.pool = &pool;
@@ -209,8 +229,15 @@ TEST_CASE("a trickling stream stays in user space", "[copy][adaptive]") {
   reader.join();
   CHECK((got == data));
   CHECK(res.bytes == 2000);
-  CHECK_FALSE(res.spliced);
-  CHECK(pool.stats().created == 0);
+  CHECK(res.spliced == kernel);
+  const auto st = pool.stats();
+  CHECK(st.copied_bytes + st.spliced_bytes == 2000);
+  if (kernel) {
+    CHECK(st.spliced_bytes >= 800);  // at least 100 bytes per splice, 8 of them
+    CHECK(st.copied_bytes > 0);      // then user space
+    CHECK(st.created == 1);
+    CHECK(st.in_use == 0);
+  }
 }
 
 TEST_CASE("copy with limit 0 touches neither fd", "[copy]") {
@@ -336,7 +363,9 @@ TEST_CASE("copy works for every pair of TCP, unix socket, pipe and regular file"
   const kind s = GENERATE(kind::tcp, kind::unix_socket, kind::pipe, kind::file);
   const kind d = GENERATE(kind::tcp, kind::unix_socket, kind::pipe, kind::file);
   const std::uint64_t limit = GENERATE(splice::no_limit, 300001);
-  CAPTURE(name(s), name(d), limit);
+  const bool from_unix = GENERATE(false, true);
+  const bool nonblocking = GENERATE(false, true);
+  CAPTURE(name(s), name(d), limit, from_unix, nonblocking);
   auto src = make_end(s, true), dst = make_end(d, false);
   const auto data = payload(1 << 20, 5);
   const auto want = data.substr(0, std::size_t(std::min<std::uint64_t>(limit, data.size())));
@@ -353,8 +382,11 @@ TEST_CASE("copy works for every pair of TCP, unix socket, pipe and regular file"
   std::thread reader([&] {
     if (d != kind::file) got = test::read_all(dst.peer.get());
   });
+  if (nonblocking) test::set_nonblocking(src.mine.get()), test::set_nonblocking(dst.mine.get());
+  splice::options opt = eager();
+  opt.splice_from_unix = from_unix;
   splice::poll_poller p;
-  const auto res = splice::copy(dst.mine.get(), src.mine.get(), limit, p, eager());
+  const auto res = splice::copy(dst.mine.get(), src.mine.get(), limit, p, opt);
   const auto rest = test::read_all(src.mine.get());  // also lets a blocked writer finish
   if (d == kind::file) {
     ::lseek(dst.mine.get(), 0, SEEK_SET);
@@ -366,8 +398,11 @@ TEST_CASE("copy works for every pair of TCP, unix socket, pipe and regular file"
   CHECK_FALSE(res.error);
   CHECK(res.bytes == want.size());
   CHECK((got == want));
-  const bool direct = (s == kind::pipe && (d == kind::tcp || d == kind::pipe)) || (s == kind::tcp && d == kind::pipe);
-  CHECK(res.spliced == (kernel && ((s == kind::tcp && d == kind::tcp) || direct)));
+  // A unix socket is spliced into as TCP is; out of only with splice_from_unix.
+  const bool in = d == kind::tcp || d == kind::unix_socket;
+  const bool out = s == kind::tcp || (from_unix && s == kind::unix_socket);
+  const bool direct = (s == kind::pipe && (in || d == kind::pipe)) || (out && d == kind::pipe);
+  CHECK(res.spliced == (kernel && ((out && in) || direct)));
   CHECK((rest == data.substr(want.size())));  // the copy never reads past the limit
 }
 

@@ -27,11 +27,13 @@ struct options {
   std::size_t buffer_size = std::size_t(64) << 10;
   /// Most bytes asked of one splice(2) call. Asking for more than a pipe holds is harmless.
   std::size_t max_splice = std::size_t(1) << 20;
-  /// A TCP-to-TCP copy starts in user space and takes a pipe only after this many reads in a row
-  /// filled the whole buffer, and goes back to user space after 8 splices in a row that each took
-  /// less than a buffer: a pipe does not pay for itself on short or slow streams. 0 splices from
-  /// the first byte to the last.
+  /// A socket-to-socket copy starts on a pipe, moves to user space after 8 splices in a row that
+  /// each took less than buffer_size (a slow stream, where a pipe does not pay for itself), and
+  /// back onto a pipe after this many reads in a row that filled the buffer. 0 never leaves the pipe.
   unsigned splice_after = 2;
+  /// Splices out of unix stream sockets too. Off by default: the benchmark measured it no faster
+  /// than read(2) (bench/results.md). Splicing into a unix socket is on, as it measured faster.
+  bool splice_from_unix = false;
 };
 
 /// What a copier waits for after advance().
@@ -103,13 +105,18 @@ class copier {
         continue;
       }
       const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) return waiting_after_fill();
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        // The pipe is empty: it goes back to the pool while src is idle, so that idle
+        // connections hold no pipe. The next fill takes one again.
+        if (route_ == detail::route::via_pipe) release_pipe();
+        return waiting_after_fill();
+      }
       if (route_ != detail::route::user && (err == EINVAL || err == ENOSYS)) {
         // The kernel cannot splice this pair (an old kernel, a kTLS record that is not data, ...).
         // A fill runs only when nothing is held, and a failed splice consumed nothing, so the
         // user-space path can take over from here without losing a byte.
         route_ = detail::route::user;
-        want_pipe_ = false;
+        pipeable_ = false;
         release_pipe();
         continue;
       }
@@ -136,7 +143,7 @@ class copier {
   bool start(sigpipe_scope& scope) noexcept {
     started_ = true;
     const char* op = "";
-    if (auto ec = detail::plan(sys_, dst_, src_, route_, op)) {
+    if (auto ec = detail::plan(sys_, dst_, src_, opt_.splice_from_unix, route_, op)) {
       fail(scope, ec, op);  // a bad fd is found here, before src gives a byte
       return false;
     }
@@ -149,30 +156,32 @@ class copier {
       }
     }
     if (opt_.userspace) route_ = detail::route::user;
-    if (route_ == detail::route::via_pipe) {
-      route_ = detail::route::user;
-      want_pipe_ = true;
-      take_pipe_if_proven();
-    }
+    pipeable_ = route_ == detail::route::via_pipe;
     return true;
   }
 
-  // take_pipe_if_proven moves a TCP-to-TCP copy onto a pipe once the stream has proven fast, and
-  // back to user space when it has slowed down. Called only when nothing is held, so no byte is in
-  // flight across a switch, and the pipe goes back to the pool empty.
-  void take_pipe_if_proven() noexcept {
+  // choose_route runs before each fill of a socket-to-socket copy: a slow stream moves to user
+  // space, a fast one back onto a pipe (see options::splice_after), and a copy on the pipe route
+  // takes a pipe from the pool. Called only when nothing is held, so no byte is in flight across a
+  // switch, and a pipe goes back to the pool empty.
+  void choose_route() noexcept {
     static constexpr unsigned slow_drains = 8;
+    if (!pipeable_) return;
     if (route_ == detail::route::via_pipe && opt_.splice_after > 0 && small_drains_ >= slow_drains) {
       release_pipe();
       route_ = detail::route::user;
-      want_pipe_ = true;
+      full_reads_ = small_drains_ = 0;
+    } else if (route_ == detail::route::user && full_reads_ >= opt_.splice_after) {
+      route_ = detail::route::via_pipe;
       full_reads_ = small_drains_ = 0;
     }
-    if (!want_pipe_ || full_reads_ < opt_.splice_after) return;
-    want_pipe_ = false;
+    if (route_ != detail::route::via_pipe || pipe_) return;
     const char* op = "";
-    if (!opt_.pool->acquire(sys_, pipe_, op)) route_ = detail::route::via_pipe;
-    // else no pipe to be had (EMFILE, ENFILE, the pool is full): stay in user space
+    if (opt_.pool->acquire(sys_, pipe_, op)) {
+      // No pipe to be had (EMFILE, ENFILE, the pool is full): user space for the rest of the copy.
+      route_ = detail::route::user;
+      pipeable_ = false;
+    }
   }
 
   std::size_t held() const noexcept { return in_pipe_ + (buf_end_ - buf_begin_); }
@@ -184,7 +193,7 @@ class copier {
   // fill takes the next bytes from src. Invariant: nothing is held on entry, so for the
   // via_pipe route the pipe is empty, and EAGAIN can only mean src has nothing to give.
   ssize_t fill() noexcept {
-    take_pipe_if_proven();
+    choose_route();
     ssize_t n = 0;
     switch (route_) {
       case detail::route::user:
@@ -305,7 +314,7 @@ class copier {
   std::size_t buf_begin_ = 0, buf_end_ = 0;  // bytes of buf_ not yet in dst
   unsigned full_reads_ = 0;    // reads in a row that filled buf_
   unsigned small_drains_ = 0;  // splices into the pipe in a row that took less than buf_ holds
-  bool want_pipe_ = false;   // the route is to become via_pipe once the stream proves fast
+  bool pipeable_ = false;    // a socket-to-socket copy that may use a pipe
   bool started_ = false, eof_ = false, done_ = false, dst_not_socket_ = false, blocking_ok_ = false;
 };
 

@@ -91,6 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   splice::options opt;
   opt.userspace = flags & 1;
   opt.splice_after = (flags >> 1) & 3;
+  opt.splice_from_unix = (kinds / 12) & 1;
   static splice::pipe_pool pool;
   opt.pool = &pool;
 

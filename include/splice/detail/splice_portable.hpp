@@ -21,7 +21,7 @@ enum class route { user, via_pipe, from_pipe, to_pipe };
 
 /// plan checks that both fds are open, so that a bad dst fails before a byte is read from src.
 template <class Sys>
-std::error_code plan(Sys& sys, int dst, int src, route& r, const char*& op) noexcept {
+std::error_code plan(Sys& sys, int dst, int src, bool, route& r, const char*& op) noexcept {
   r = route::user;
   if (retry([&] { return sys.fcntl(src, F_GETFD, 0); }) < 0 || retry([&] { return sys.fcntl(dst, F_GETFD, 0); }) < 0) return op = "fcntl", last_error();
   return {};
