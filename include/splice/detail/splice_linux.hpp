@@ -45,17 +45,18 @@ enum class end_kind { tcp, unix_stream, pipe, other };
 /// before a byte moves.
 template <class Sys>
 std::error_code classify(Sys& sys, int fd, end_kind& kind, const char*& op) noexcept {
-  const auto option = [&](int name, int& value) {
+  // The value of a SOL_SOCKET option, or -1 if it cannot be had.
+  const auto option = [&](int name) {
+    int value = -1;
     socklen_t len = sizeof value;
-    return retry([&] { return sys.getsockopt(fd, SOL_SOCKET, name, &value, &len); });
+    return retry([&] { return sys.getsockopt(fd, SOL_SOCKET, name, &value, &len); }) == 0 ? value : -1;
   };
-  int proto = -1, domain = -1, type = -1;
-  if (option(SO_PROTOCOL, proto) == 0) {
+  int proto = 0;
+  socklen_t len = sizeof proto;
+  if (retry([&] { return sys.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len); }) == 0) {
     kind = end_kind::other;
     if (proto == IPPROTO_TCP) kind = end_kind::tcp;
-    else if (proto == 0 && option(SO_DOMAIN, domain) == 0 && domain == AF_UNIX && option(SO_TYPE, type) == 0 &&
-             type == SOCK_STREAM)
-      kind = end_kind::unix_stream;
+    else if (proto == 0 && option(SO_DOMAIN) == AF_UNIX && option(SO_TYPE) == SOCK_STREAM) kind = end_kind::unix_stream;
     return {};
   }
   if (errno != ENOTSOCK) return op = "getsockopt", last_error();
