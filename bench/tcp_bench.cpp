@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include <benchmark/benchmark.h>
@@ -106,6 +107,7 @@ constexpr std::int64_t kStream = 64 << 20;  // bytes moved per iteration of a st
 /// With buffers > 0, every socket of the relay gets SO_SNDBUF and SO_RCVBUF of that size.
 void stream(benchmark::State& state, splice::options opt, bool nonblocking = false, int buffers = 0,
             ends e = ends::tcp) {
+  pthread_setname_np(pthread_self(), "bench-copier");
   const std::size_t chunk = std::size_t(state.range(0));
   const link in = make_link(e == ends::unix_to_tcp), out = make_link(e == ends::tcp_to_unix);
   const int src = in.r.get(), dst = out.w.get();
@@ -121,12 +123,14 @@ void stream(benchmark::State& state, splice::options opt, bool nonblocking = fal
     std::atomic<bool> ok{true};
     const auto start = clock_type::now();
     std::thread writer([&] {
+      pthread_setname_np(pthread_self(), "bench-writer");  // names for tracing tools
       const double c0 = thread_cpu_seconds();
       for (std::int64_t sent = 0; sent < kStream; sent += std::int64_t(chunk))
         if (!test::write_all(in.w.get(), block)) ok = false;
       writer_cpu += thread_cpu_seconds() - c0;
     });
     std::thread reader([&] {
+      pthread_setname_np(pthread_self(), "bench-reader");
       const double c0 = thread_cpu_seconds();
       if (drain(out.r.get(), kStream) != std::size_t(kStream)) ok = false;
       reader_cpu += thread_cpu_seconds() - c0;
