@@ -56,6 +56,7 @@ def main():
 
     for variant, title in (("nonblocking", "non-blocking fds, poll-driven"),
                            ("bigbuf", "4 MiB socket buffers on every socket"),
+                           ("pinned", "copier alone on CPU 1, writer and reader on CPU 0"),
                            ("unix_to_tcp", "unix socket -> TCP, splice_from_unix on"),
                            ("tcp_to_unix", "TCP -> unix socket (default)")):
         cs = sorted({int(k.split("/")[1]) for k in m if k.startswith(f"BM_stream_{variant}_splice/")})

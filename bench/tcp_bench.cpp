@@ -102,18 +102,37 @@ link make_link(bool unix_socket) {
 
 constexpr std::int64_t kStream = 64 << 20;  // bytes moved per iteration of a streaming benchmark
 
+/// How a stream is set up, beside the copy's options.
+struct setup {
+  bool nonblocking = false;  // the copy's fds are O_NONBLOCK: it waits in the poller, not the kernel
+  int buffers = 0;           // > 0: every socket gets SO_SNDBUF and SO_RCVBUF of that size
+  ends e = ends::tcp;
+  bool pinned = false;       // the writer and reader share CPU 0, the copier has CPU 1 to itself
+};
+
+/// Pins the calling thread to one CPU.
+bool pin(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+}
+
 /// Streams kStream bytes per iteration, written in chunks of state.range(0) bytes, through a copy.
-/// With nonblocking, the copy's fds are O_NONBLOCK and it waits in the poller instead of the kernel.
-/// With buffers > 0, every socket of the relay gets SO_SNDBUF and SO_RCVBUF of that size.
-void stream(benchmark::State& state, splice::options opt, bool nonblocking = false, int buffers = 0,
-            ends e = ends::tcp) {
+void stream(benchmark::State& state, splice::options opt, setup how = {}) {
   pthread_setname_np(pthread_self(), "bench-copier");
+  cpu_set_t all;
+  pthread_getaffinity_np(pthread_self(), sizeof all, &all);
+  if (how.pinned && !(CPU_ISSET(0, &all) && CPU_ISSET(1, &all) && pin(1))) {
+    state.SkipWithError("needs CPUs 0 and 1");
+    return;
+  }
   const std::size_t chunk = std::size_t(state.range(0));
-  const link in = make_link(e == ends::unix_to_tcp), out = make_link(e == ends::tcp_to_unix);
+  const link in = make_link(how.e == ends::unix_to_tcp), out = make_link(how.e == ends::tcp_to_unix);
   const int src = in.r.get(), dst = out.w.get();
-  if (nonblocking) test::set_nonblocking(src), test::set_nonblocking(dst);
-  if (buffers > 0)
-    for (int fd : {in.w.get(), src, dst, out.r.get()}) test::set_buffers(fd, buffers);
+  if (how.nonblocking) test::set_nonblocking(src), test::set_nonblocking(dst);
+  if (how.buffers > 0)
+    for (int fd : {in.w.get(), src, dst, out.r.get()}) test::set_buffers(fd, how.buffers);
   const double all0 = cpu_seconds(RUSAGE_SELF);
   const machine_ticks m0 = machine_ticks::now();
   const std::string block = test::payload(chunk);
@@ -124,6 +143,7 @@ void stream(benchmark::State& state, splice::options opt, bool nonblocking = fal
     const auto start = clock_type::now();
     std::thread writer([&] {
       pthread_setname_np(pthread_self(), "bench-writer");  // names for tracing tools
+      if (how.pinned) pin(0);
       const double c0 = thread_cpu_seconds();
       for (std::int64_t sent = 0; sent < kStream; sent += std::int64_t(chunk))
         if (!test::write_all(in.w.get(), block)) ok = false;
@@ -131,6 +151,7 @@ void stream(benchmark::State& state, splice::options opt, bool nonblocking = fal
     });
     std::thread reader([&] {
       pthread_setname_np(pthread_self(), "bench-reader");
+      if (how.pinned) pin(0);
       const double c0 = thread_cpu_seconds();
       if (drain(out.r.get(), kStream) != std::size_t(kStream)) ok = false;
       reader_cpu += thread_cpu_seconds() - c0;
@@ -161,6 +182,7 @@ void stream(benchmark::State& state, splice::options opt, bool nonblocking = fal
     state.counters["machine_busy"] = (m1.busy - m0.busy) / ticks;
     state.counters["machine_steal"] = (m1.steal - m0.steal) / ticks;
   }
+  pthread_setaffinity_np(pthread_self(), sizeof all, &all);
 }
 
 // The three ways a copy can run: the library's default; splice from the first byte (no proving
@@ -179,10 +201,35 @@ splice::options userspace() {
 
 void BM_stream_splice(benchmark::State& s) { stream(s, defaults()); }
 void BM_stream_userspace(benchmark::State& s) { stream(s, userspace()); }
-void BM_stream_nonblocking_splice(benchmark::State& s) { stream(s, defaults(), true); }
-void BM_stream_bigbuf_splice(benchmark::State& s) { stream(s, defaults(), false, 4 << 20); }
-void BM_stream_bigbuf_userspace(benchmark::State& s) { stream(s, userspace(), false, 4 << 20); }
-void BM_stream_nonblocking_userspace(benchmark::State& s) { stream(s, userspace(), true); }
+
+setup nonblocking() {
+  setup h;
+  h.nonblocking = true;
+  return h;
+}
+setup big_buffers() {
+  setup h;
+  h.buffers = 4 << 20;
+  return h;
+}
+setup with_ends(ends e) {
+  setup h;
+  h.e = e;
+  return h;
+}
+setup pinned() {
+  setup h;
+  h.pinned = true;
+  return h;
+}
+
+void BM_stream_nonblocking_splice(benchmark::State& s) { stream(s, defaults(), nonblocking()); }
+void BM_stream_nonblocking_userspace(benchmark::State& s) { stream(s, userspace(), nonblocking()); }
+void BM_stream_bigbuf_splice(benchmark::State& s) { stream(s, defaults(), big_buffers()); }
+void BM_stream_bigbuf_userspace(benchmark::State& s) { stream(s, userspace(), big_buffers()); }
+// The copier alone on a CPU, as a proxy's own machine; the writer and reader share the other.
+void BM_stream_pinned_splice(benchmark::State& s) { stream(s, defaults(), pinned()); }
+void BM_stream_pinned_userspace(benchmark::State& s) { stream(s, userspace(), pinned()); }
 
 // A unix stream socket on one side. The splice variant splices out of unix sockets too.
 splice::options unix_splice() {
@@ -190,10 +237,10 @@ splice::options unix_splice() {
   o.splice_from_unix = true;
   return o;
 }
-void BM_stream_unix_to_tcp_splice(benchmark::State& s) { stream(s, unix_splice(), false, 0, ends::unix_to_tcp); }
-void BM_stream_unix_to_tcp_userspace(benchmark::State& s) { stream(s, userspace(), false, 0, ends::unix_to_tcp); }
-void BM_stream_tcp_to_unix_splice(benchmark::State& s) { stream(s, unix_splice(), false, 0, ends::tcp_to_unix); }
-void BM_stream_tcp_to_unix_userspace(benchmark::State& s) { stream(s, userspace(), false, 0, ends::tcp_to_unix); }
+void BM_stream_unix_to_tcp_splice(benchmark::State& s) { stream(s, unix_splice(), with_ends(ends::unix_to_tcp)); }
+void BM_stream_unix_to_tcp_userspace(benchmark::State& s) { stream(s, userspace(), with_ends(ends::unix_to_tcp)); }
+void BM_stream_tcp_to_unix_splice(benchmark::State& s) { stream(s, unix_splice(), with_ends(ends::tcp_to_unix)); }
+void BM_stream_tcp_to_unix_userspace(benchmark::State& s) { stream(s, userspace(), with_ends(ends::tcp_to_unix)); }
 
 /// The pipe-size sweep: range(1) is the pipe size asked of the pool.
 void BM_stream_pipe_size(benchmark::State& s) {
@@ -306,6 +353,8 @@ BENCHMARK(BM_stream_unix_to_tcp_splice)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 2
 BENCHMARK(BM_stream_unix_to_tcp_userspace)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_tcp_to_unix_splice)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_tcp_to_unix_userspace)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_pinned_splice)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_pinned_userspace)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_bigbuf_splice)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_bigbuf_userspace)->Arg(64 << 10)->Arg(1 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_short_splice)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Unit(benchmark::kMicrosecond);

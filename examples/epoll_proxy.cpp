@@ -68,6 +68,7 @@ class proxy_loop {
     listener_ = -1;  // no more accepts while the connections end
     end_where([](const connection&) { return true; }, std::make_error_code(std::errc::operation_canceled),
               "shutdown");
+    example::print_pool();
     std::printf("stopped\n");
     return 0;
   }

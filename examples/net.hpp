@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include <splice/splice.hpp>
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -25,6 +27,15 @@ struct settings {
   int idle_timeout_s = 0;  // 0: none
   int max_conns = 1024;
 };
+
+/// Prints what the shared pipe pool did: pipes made and reused, and bytes moved each way.
+inline void print_pool() {
+  const auto s = splice::pipe_pool::shared().stats();
+  std::printf("pipes: created %llu, reused %llu, discarded %llu, refused %llu; spliced %llu bytes, copied %llu\n",
+              (unsigned long long)s.created, (unsigned long long)s.reused, (unsigned long long)s.discarded,
+              (unsigned long long)s.exhausted, (unsigned long long)s.spliced_bytes,
+              (unsigned long long)s.copied_bytes);
+}
 
 inline void usage(const char* prog) {
   std::fprintf(stderr,

@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
     if (upstream >= 0) shutdown(upstream, SHUT_RDWR);
   }
   idle.wait(lock, [&] { return live.empty(); });
+  example::print_pool();
   std::printf("stopped\n");
   return 0;
 }
