@@ -14,10 +14,12 @@ namespace splice_lib {
 
 /// copy moves at most limit bytes from src to dst, until src ends, the limit is reached, or an
 /// error; it returns when done. It drives a copier, waiting on poller whenever a non-blocking fd
-/// says EAGAIN. TCP to TCP, and a pipe to or from TCP or a pipe, splice in the kernel on Linux;
-/// every other pair, and every fd pair on other systems, goes through a user-space buffer. If no
-/// pipe can be had, or the kernel refuses the first splice, the user-space path takes over
-/// without losing a byte. SIGPIPE never reaches the process (see sigpipe_scope).
+/// says EAGAIN. On Linux, socket to socket, and a pipe to or from a socket or another pipe, splice
+/// in the kernel; a socket here is TCP, or a unix stream socket as dst (as src too with
+/// splice_from_unix). Every other pair, and every fd pair on other systems, goes through a
+/// user-space buffer. If no pipe can be had, or the kernel refuses the first splice, the
+/// user-space path takes over without losing a byte. SIGPIPE never reaches the process (see
+/// sigpipe_scope).
 template <class Poller, class Sys>
 result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options& opt, Sys sys) noexcept {
   static_assert(is_poller_v<Poller>,
