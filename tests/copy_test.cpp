@@ -5,7 +5,9 @@
 #include <fcntl.h>  // after the library: ::splice and splice:: must coexist in either order
 
 #include <atomic>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -42,6 +44,26 @@ splice::options eager(bool userspace = false) {
 splice::result copy_relay(relay& r, std::uint64_t limit = splice::no_limit, splice::options opt = eager()) {
   splice::poll_poller p;
   return splice::copy(r.dst(), r.src(), limit, p, opt);
+}
+
+// Copies r through pool with the default options while write() feeds src from another thread
+// (src is shut down after it) and a reader drains dst. Returns the result and what the reader got.
+template <class Write>
+std::pair<splice::result, std::string> copy_while(relay& r, splice::pipe_pool& pool, Write write) {
+  splice::options opt;
+  opt.pool = &pool;
+  std::thread writer([&] {
+    write();
+    ::shutdown(r.in.a.get(), SHUT_WR);
+  });
+  std::string got;
+  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
+  splice::poll_poller p;
+  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
+  ::shutdown(r.dst(), SHUT_WR);
+  writer.join();
+  reader.join();
+  return {res, got};
 }
 
 }  // namespace
@@ -131,28 +153,18 @@ TEST_CASE("copy honours the limit and leaves the rest readable from src", "[copy
 
 TEST_CASE("a slow stream leaves the pipe and takes one again when it speeds up, losing nothing", "[copy][adaptive]") {
   splice::pipe_pool pool;
-  splice::options opt;
-  opt.pool = &pool;
   relay r;
   std::string data;
   for (int i = 0; i < 20; ++i) data += payload(100, std::uint32_t(i));
   const auto burst = payload(8 << 20, 23);
   data += burst;
-  std::thread writer([&] {
+  const auto [res, got] = copy_while(r, pool, [&] {
     for (int i = 0; i < 20; ++i) {  // a trickle first: every splice takes less than a buffer
       test::write_all(r.in.a.get(), payload(100, std::uint32_t(i)));
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     test::write_all(r.in.a.get(), burst);
-    ::shutdown(r.in.a.get(), SHUT_WR);
   });
-  std::string got;
-  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
-  splice::poll_poller p;
-  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
-  ::shutdown(r.dst(), SHUT_WR);
-  writer.join();
-  reader.join();
   CHECK((got == data));
   CHECK(res.bytes == data.size());
   CHECK(res.spliced == kernel);
@@ -169,30 +181,18 @@ TEST_CASE("a slow stream leaves the pipe and takes one again when it speeds up, 
 
 TEST_CASE("a stream that slows down goes back to user space without losing a byte", "[copy][adaptive]") {
   splice::pipe_pool pool;
-  splice::options opt;
-  opt.pool = &pool;
   relay r;
   const auto burst = payload(4 << 20, 24);
   std::string data = burst;
-  std::thread writer([&] {
+  for (int i = 0; i < 30; ++i) data += payload(100, std::uint32_t(i));
+  const auto [res, got] = copy_while(r, pool, [&] {
     test::write_all(r.in.a.get(), burst);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     for (int i = 0; i < 30; ++i) {  // then a trickle: every splice takes less than a buffer
-      const auto m = payload(100, std::uint32_t(i));
-      test::write_all(r.in.a.get(), m);
+      test::write_all(r.in.a.get(), payload(100, std::uint32_t(i)));
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    ::shutdown(r.in.a.get(), SHUT_WR);
   });
-  for (int i = 0; i < 30; ++i) data += payload(100, std::uint32_t(i));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the burst waits in src: full reads
-  std::string got;
-  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
-  splice::poll_poller p;
-  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
-  ::shutdown(r.dst(), SHUT_WR);
-  writer.join();
-  reader.join();
   CHECK((got == data));
   CHECK(res.bytes == data.size());
   CHECK(res.spliced == kernel);
@@ -207,26 +207,15 @@ TEST_CASE("a stream that slows down goes back to user space without losing a byt
 
 TEST_CASE("a trickling stream leaves the pipe after 8 small splices", "[copy][adaptive]") {
   splice::pipe_pool pool;
-  splice::options opt;
-  opt.pool = &pool;
   relay r;
   std::string data;
-  std::thread writer([&] {
+  for (int i = 0; i < 20; ++i) data += payload(100, std::uint32_t(i));
+  const auto [res, got] = copy_while(r, pool, [&] {
     for (int i = 0; i < 20; ++i) {
-      const auto m = payload(100, std::uint32_t(i));
-      test::write_all(r.in.a.get(), m);
-      data += m;
+      test::write_all(r.in.a.get(), payload(100, std::uint32_t(i)));
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    ::shutdown(r.in.a.get(), SHUT_WR);
   });
-  std::string got;
-  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
-  splice::poll_poller p;
-  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
-  ::shutdown(r.dst(), SHUT_WR);
-  writer.join();
-  reader.join();
   CHECK((got == data));
   CHECK(res.bytes == 2000);
   CHECK(res.spliced == kernel);
