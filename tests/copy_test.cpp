@@ -197,8 +197,9 @@ TEST_CASE("a stream that slows down goes back to user space without losing a byt
   CHECK(res.bytes == data.size());
   CHECK(res.spliced == kernel);
   if (kernel) {
-    // The burst on the pipe, and most of the trickle in user space after the pipe was given back.
-    CHECK(pool.stats().spliced_bytes >= burst.size());
+    // Most of the burst on the pipe (its start may arrive slowly enough to leave it for a while),
+    // and most of the trickle in user space after the pipe was given back.
+    CHECK(pool.stats().spliced_bytes >= burst.size() / 2);
     CHECK(pool.stats().copied_bytes >= 1000);
     CHECK(pool.stats().copied_bytes + pool.stats().spliced_bytes == data.size());
     CHECK(pool.stats().idle == 1);  // the pipe came back empty
