@@ -17,30 +17,46 @@
 
 namespace splice_lib {
 
-/// How a copy moves its bytes.
+/// How a copy moves its bytes. copy(), copier and proxy() check the options before they touch an
+/// fd: a zero buffer_size, max_splice or max_advance ends the copy with EINVAL from "options".
 struct options {
-  /// Moves bytes through a user-space buffer even where splice would run (tests, benchmarks).
+  /// Moves bytes through a user-space buffer on every route (tests, benchmarks).
   bool userspace = false;
   /// Where pipes come from; nullptr means pipe_pool::shared().
   pipe_pool* pool = nullptr;
   /// Size of the user-space buffer, allocated only when the user-space path runs.
   std::size_t buffer_size = std::size_t(64) << 10;
-  /// Most bytes asked of one splice(2) call. Asking for more than a pipe holds is harmless.
+  /// Most bytes asked of one splice(2), sendfile(2) or copy_file_range(2) call.
   std::size_t max_splice = std::size_t(1) << 20;
+  /// Most bytes one advance() delivers before it returns step::again, so that one busy stream
+  /// cannot hold an event loop's thread. copy() and proxy() simply call again.
+  std::size_t max_advance = std::size_t(1) << 20;
   /// A socket-to-socket copy starts on a pipe, moves to user space after 8 splices in a row that
-  /// each took less than buffer_size (a slow stream, where a pipe does not pay for itself), and
-  /// back onto a pipe after this many reads in a row that filled the buffer. 0 never leaves the pipe.
+  /// each took less than small_splice bytes (or less than the pipe holds, if that is smaller): a
+  /// slow stream, where a pipe does not pay for itself. It goes back onto a pipe after this many
+  /// reads in a row that filled the buffer. 0 never leaves the pipe.
   unsigned splice_after = 2;
+  /// The size below which a splice into the pipe counts as small; see splice_after.
+  std::size_t small_splice = std::size_t(64) << 10;
   /// Splices out of unix stream sockets too. Off by default: the benchmark measured it no faster
   /// than read(2) (bench/results.md). Splicing into a unix socket is on, as it measured faster.
   bool splice_from_unix = false;
+  /// The host ignores SIGPIPE (signal(SIGPIPE, SIG_IGN), as nginx, HAProxy and Go do), so a copy
+  /// need not block it around each advance(). Checked once per copy: if SIGPIPE is not ignored
+  /// after all, the copy blocks it as usual.
+  bool sigpipe_ignored = false;
 };
 
 /// What a copier waits for after advance().
 enum class step {
-  read,   ///< src to become readable
-  write,  ///< dst to become writable
-  done,   ///< nothing: the copy has ended; result() says how
+  read,    ///< src to become readable
+  write,   ///< dst to become writable
+  either,  ///< src to become readable or dst writable, whichever comes first: the copier cannot
+           ///< tell which one said EAGAIN. A caller that can wait on one fd only may call
+           ///< advance() again at once; that call names one fd.
+  again,   ///< nothing: more is ready, but this call did its share (options::max_advance). Call
+           ///< advance() again after other ready work; never wait on a poller for it.
+  done,    ///< nothing: the copy has ended; result() says how
 };
 
 namespace detail {
@@ -77,6 +93,8 @@ class copier {
   int dst() const noexcept { return dst_; }
   /// Returns what the copy has done so far; final once advance() has returned step::done.
   const splice_lib::result& result() const noexcept { return result_; }
+  /// Returns the bytes taken from src and not yet written to dst (in the pipe or the buffer).
+  std::size_t held() const noexcept { return in_pipe_ + (buf_end_ - buf_begin_); }
 
   /// Moves bytes until src is empty or dst is full, the limit is reached, src ends, or an error.
   step advance() noexcept {
@@ -183,8 +201,6 @@ class copier {
       pipeable_ = false;
     }
   }
-
-  std::size_t held() const noexcept { return in_pipe_ + (buf_end_ - buf_begin_); }
 
   std::size_t next_chunk(std::size_t cap) const noexcept {
     return std::size_t(std::min<std::uint64_t>(remaining_, cap));

@@ -43,6 +43,10 @@ struct splice {
   using copier = splice_lib::copier<Sys>;
 
   static constexpr std::uint64_t no_limit = splice_lib::no_limit;
+  /// True when P meets the poller requirements (see poller.hpp); the C++20 concept is
+  /// splice_lib::poller, since a class cannot hold a concept.
+  template <class P>
+  static constexpr bool is_poller_v = splice_lib::is_poller_v<P>;
 
   /// Copies at most limit bytes from src to dst; see splice_lib::copy.
   static result copy(int dst, int src, std::uint64_t limit = no_limit) noexcept {
