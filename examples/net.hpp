@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
-// What both example proxies need besides the library: addresses, listening, connecting, signals.
+// What the example proxies need besides the library: addresses, listening, connecting, signals.
 #ifndef SPLICE_EXAMPLES_NET_HPP_
 #define SPLICE_EXAMPLES_NET_HPP_
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <splice/splice.hpp>
 
@@ -26,6 +28,7 @@ struct settings {
   bool userspace = false;
   int idle_timeout_s = 0;  // 0: none
   int max_conns = 1024;
+  int threads = 1;  // epoll_proxy's event loops
 };
 
 /// Prints what the shared pipe pool did: pipes made and reused, and bytes moved each way.
@@ -40,7 +43,7 @@ inline void print_pool() {
 inline void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] "
-               "[--max-conns N]\n",
+               "[--max-conns N] [--threads N]\n",
                prog);
   std::exit(2);
 }
@@ -55,8 +58,10 @@ inline settings parse(int argc, char** argv) {
     if (a == "--userspace") s.userspace = true;
     else if (a == "--idle-timeout" && i + 1 < argc) s.idle_timeout_s = std::atoi(argv[++i]);
     else if (a == "--max-conns" && i + 1 < argc) s.max_conns = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) s.threads = std::atoi(argv[++i]);
     else usage(argv[0]);
   }
+  if (s.threads < 1) usage(argv[0]);
   return s;
 }
 
@@ -83,38 +88,73 @@ inline std::string to_string(const sockaddr* sa) {
   return sa->sa_family == AF_INET6 ? "[" + std::string(host) + "]:" + port : std::string(host) + ":" + port;
 }
 
-/// Listens on hostport and prints "listening on HOST:PORT" (the real port when 0 was asked).
-inline int listen_on(const std::string& hostport, int flags = 0) {
-  addrinfo* ai = resolve(hostport, true);
-  if (!ai) return -1;
-  const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+/// Sets TCP_NODELAY: a proxy passes on each write as it comes, and Nagle's algorithm would hold a
+/// small one back until the previous one is acknowledged (on loopback, where the MSS is about
+/// 64 KiB, almost every write is small). Measured here: HTTP keep-alive through a proxy without it
+/// 17-38k requests/s, with it 49-70k.
+inline void set_nodelay(int fd) {
   const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-    std::perror("listen");
-    freeaddrinfo(ai);
-    return -1;
-  }
-  freeaddrinfo(ai);
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  std::printf("listening on %s\n", to_string(reinterpret_cast<sockaddr*>(&ss)).c_str());
-  std::fflush(stdout);
-  return fd;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-/// Connects to hostport (non-blocking when flags has SOCK_NONBLOCK: the connect may be in progress).
+// open_listener binds a listening socket to sa, with SO_REUSEPORT when several share the address.
+inline int open_listener(const sockaddr* sa, socklen_t len, int flags, bool reuse_port) {
+  const int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+  if (fd < 0) return -1;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (bind(fd, sa, len) == 0 && listen(fd, 1024) == 0) return fd;
+  const int err = errno;
+  close(fd);
+  errno = err;
+  return -1;
+}
+
+/// Opens count listeners on hostport and prints "listening on HOST:PORT" (the real port when 0 was
+/// asked). Several listeners share the address with SO_REUSEPORT; when port 0 was asked, the rest
+/// bind to the port the first one got. Returns them, or nothing after printing why.
+inline std::vector<int> listen_on(const std::string& hostport, int flags = 0, int count = 1) {
+  addrinfo* ai = resolve(hostport, true);
+  if (!ai) return {};
+  sockaddr_storage ss{};
+  socklen_t len = ai->ai_addrlen;
+  std::memcpy(&ss, ai->ai_addr, len);
+  freeaddrinfo(ai);
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    const int fd = open_listener(reinterpret_cast<sockaddr*>(&ss), len, flags, count > 1);
+    if (fd < 0) {
+      std::perror("listen");
+      for (int f : fds) close(f);
+      return {};
+    }
+    fds.push_back(fd);
+    len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  }
+  std::printf("listening on %s\n", to_string(reinterpret_cast<sockaddr*>(&ss)).c_str());
+  std::fflush(stdout);
+  return fds;
+}
+
+/// Connects to hostport with TCP_NODELAY (non-blocking when flags has SOCK_NONBLOCK: the connect may
+/// be in progress). Returns -1 with errno set on failure.
 inline int connect_to(const std::string& hostport, int flags = 0) {
   addrinfo* ai = resolve(hostport, false);
   if (!ai) return -1;
-  const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
-  if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-    close(fd);
-    freeaddrinfo(ai);
-    return -1;
+  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+  int err = errno;
+  if (fd >= 0) {
+    set_nodelay(fd);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+      err = errno;
+      close(fd);
+      fd = -1;
+    }
   }
   freeaddrinfo(ai);
+  errno = err;
   return fd;
 }
 

@@ -3,6 +3,7 @@
 // splice::proxy until both directions end, close, log one line.
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 #include <condition_variable>
+#include <system_error>
 #include <mutex>
 #include <map>
 #include <thread>
@@ -16,8 +17,11 @@
 int main(int argc, char** argv) {
   const example::settings cfg = example::parse(argc, argv);
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
-  const int listener = example::listen_on(cfg.listen);
-  if (listener < 0 || stop < 0) return 1;
+  // Non-blocking, so that an accept after poll said readable cannot block the stop path when the
+  // client has gone meanwhile.
+  const std::vector<int> listeners = example::listen_on(cfg.listen, SOCK_NONBLOCK);
+  if (listeners.empty() || stop < 0) return 1;
+  const int listener = listeners[0];
 
   splice::proxy_options opt;
   opt.copy.userspace = cfg.userspace;
@@ -29,39 +33,53 @@ int main(int argc, char** argv) {
   bool stopping = false;
   unsigned long next_id = 0;
 
-  for (;;) {
+  for (int wait_ms = -1;;) {
     pollfd fds[2] = {{listener, POLLIN, 0}, {stop, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    // After a failed accept only the stop signal is watched, for 100 ms: the listener would say
+    // readable at once, every time, while the queued connection waits for an fd.
+    if (poll(wait_ms < 0 ? fds : fds + 1, wait_ms < 0 ? 2 : 1, wait_ms) < 0 && errno != EINTR) break;
     if (fds[1].revents) break;
-    if (!(fds[0].revents & POLLIN)) continue;
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     const int client = accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
-    if (client < 0) continue;  // EMFILE and friends: the next poll tries again
+    if (client < 0) {
+      wait_ms = errno == EAGAIN || errno == ECONNABORTED || errno == EINTR ? -1 : 100;  // EMFILE, ENFILE, ENOBUFS
+      continue;
+    }
+    wait_ms = -1;
+    example::set_nodelay(client);
     const unsigned long id = ++next_id;
+    const std::string who = example::to_string(reinterpret_cast<sockaddr*>(&peer));
     std::lock_guard<std::mutex> lock(mu);
     live[client] = -1;
-    std::thread([&, client, id, who = example::to_string(reinterpret_cast<sockaddr*>(&peer))] {
-      splice::proxy_result r;
-      const int upstream = example::connect_to(cfg.upstream);
-      bool go = upstream >= 0;
-      if (!go) {
-        r.error = std::error_code(errno, std::system_category());
-        r.op = "connect";
-      } else {
-        std::lock_guard<std::mutex> lock(mu);
-        live[client] = upstream;
-        go = !stopping;
-      }
-      if (go) r = splice::proxy(client, upstream, opt);
-      example::log_connection(id, who, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced,
-                              r.error, r.op);
-      std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
+    try {
+      std::thread([&, client, id, who] {
+        splice::proxy_result r;
+        const int upstream = example::connect_to(cfg.upstream);
+        bool go = upstream >= 0;
+        if (!go) {
+          r.error = std::error_code(errno, std::system_category());
+          r.op = "connect";
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          live[client] = upstream;
+          go = !stopping;
+        }
+        if (go) r = splice::proxy(client, upstream, opt);
+        example::log_connection(id, who, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced,
+                                r.error, r.op);
+        std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
+        live.erase(client);
+        if (upstream >= 0) close(upstream);
+        close(client);
+        idle.notify_all();
+      }).detach();
+    } catch (const std::system_error& e) {
+      // No thread to be had (EAGAIN: the thread or memory limit): refuse this one, serve the next.
+      example::log_connection(id, who, 0, 0, false, e.code(), "thread");
       live.erase(client);
-      if (upstream >= 0) close(upstream);
       close(client);
-      idle.notify_all();
-    }).detach();
+    }
   }
   // Stop: no new connections; cut the running ones and wait until each has closed its fds.
   close(listener);
