@@ -2,12 +2,16 @@
 # SPDX-License-Identifier: MIT
 # End-to-end tests of the example proxies with real clients, all on 127.0.0.1:
 # iperf3 (-P 8, both directions), curl downloading and uploading 256 MiB (sha256 compared),
-# 500 concurrent echo connections with random payloads (fd count back to baseline afterwards), and
-# a half-close exchange; each through tcp_proxy and epoll_proxy, spliced and with --userspace.
+# 500 concurrent echo connections with random payloads (fd count back to baseline afterwards),
+# a half-close exchange, idle expiry while other connections ping and stream bulk data, and TCP
+# urgent data (compared with a direct connection; the proxy must not spin); each through tcp_proxy,
+# epoll_proxy and epoll_proxy --threads 2, spliced and with --userspace. Then the fd limit
+# (RLIMIT_NOFILE lowered on the running proxy) and, for tcp_proxy, a thread that cannot start.
 #   run.sh TCP_PROXY EPOLL_PROXY
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-for tool in iperf3 curl python3 sha256sum; do
+tcp_proxy=$1 epoll_proxy=$2
+for tool in iperf3 curl python3 sha256sum prlimit ss; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
 
@@ -20,11 +24,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
+# Checks known to fail until a fix lands elsewhere, as a pattern on the check's name. They print
+# XFAIL and do not fail the run; one that passes prints XPASS and fails it, so that the mark is
+# removed with the fix.
+#   The spliced copy stops at TCP's urgent mark (KERNEL_NOTES.md): until the copier steps over it,
+#   the bytes after the mark never arrive, and tcp_proxy spins on the readable socket.
+expected_to_fail='^(tcp_proxy|epoll_proxy|epoll_proxy --threads 2): urgent'
+
+passed=0 failed=0 xfailed=0
 check() {  # check NAME COMMAND...: runs the command, counts and prints the outcome
   local name=$1; shift
   if "$@" >"$work/out" 2>&1; then
-    passed=$((passed + 1)); echo "PASS $name"
+    if [[ $name =~ $expected_to_fail ]]; then
+      failed=$((failed + 1)); echo "XPASS $name (passes now: remove it from expected_to_fail)"
+    else
+      passed=$((passed + 1)); echo "PASS $name"
+    fi
+  elif [[ $name =~ $expected_to_fail ]]; then
+    xfailed=$((xfailed + 1)); echo "XFAIL $name"; sed 's/^/    /' "$work/out" | tail -5
   else
     failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/    /' "$work/out" | tail -20
   fi
@@ -46,16 +63,18 @@ want=$(sha256sum <"$work/big.bin" | cut -d' ' -f1)
 
 python3 "$here/servers.py" "$work" >"$work/servers.txt" & pids+=($!)
 http=$(port_of "$work/servers.txt" http) echo_port=$(port_of "$work/servers.txt" echo) eof=$(port_of "$work/servers.txt" eof)
+sink=$(port_of "$work/servers.txt" sink)
 iperf_port=$((20000 + RANDOM % 20000))
 iperf3 -s -p "$iperf_port" >/dev/null 2>&1 & pids+=($!)
 sleep 0.5
 
-# start_proxy BINARY UPSTREAM_PORT [FLAGS]: starts a proxy on a free port; sets proxy_pid, proxy_port.
+# start_proxy UPSTREAM_PORT BINARY [FLAGS]: starts a proxy on a free port; sets proxy_pid,
+# proxy_port and proxy_log.
 start_proxy() {
-  local log="$work/proxy.$RANDOM.log"
-  "$1" 127.0.0.1:0 "127.0.0.1:$2" "${@:3}" >"$log" 2>&1 &
+  proxy_log="$work/proxy.$RANDOM.log"
+  "$2" 127.0.0.1:0 "127.0.0.1:$1" "${@:3}" >"$proxy_log" 2>&1 &
   proxy_pid=$!; pids+=($proxy_pid)
-  proxy_port=$(port_of "$log" listening) || { echo "proxy did not start"; cat "$log"; return 1; }
+  proxy_port=$(port_of "$proxy_log" listening) || { echo "proxy did not start"; cat "$proxy_log"; return 1; }
 }
 
 stop_proxy() {  # the proxy must still be alive (no SIGPIPE death) and exit 0 on SIGTERM
@@ -93,29 +112,120 @@ echo_many() {  # 500 concurrent connections; then the proxy's sockets are back t
   return 1
 }
 
-for proxy in "$1" "$2"; do
-  for flags in "" --userspace; do
-    name="$(basename "$proxy")${flags:+ $flags}"
-    start_proxy "$proxy" "$iperf_port" $flags && {
+# fd_limit PID ROOM: the RLIMIT_NOFILE under which PID can open exactly ROOM more fds (the lowest
+# free numbers, holes included).
+fd_limit() { seq 0 1048576 | grep -vxF -f <(ls "/proc/$1/fd") | sed -n "$(($2 + 1))p"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+nofile() { prlimit --pid "$proxy_pid" --nofile="$1:"; }  # sets the soft limit, which root may raise again
+soft_nofile() { prlimit --pid "$proxy_pid" --nofile --output SOFT --noheadings | tr -d ' '; }
+queued() {  # queued PORT: waits until a connection waits in the listen queue of PORT
+  for _ in $(seq 100); do
+    [ "$(ss -Hltn "sport = :$1" | awk '{s += $2} END {print s + 0}')" -ge 1 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Out of fds with connections open, epoll_proxy must accept the ones still queued as connections
+# close, though nothing new arrives: 40 connections are opened before any sends, room is left for
+# about 12. The log must show that accept did fail.
+fd_queue() {
+  local soft; soft=$(soft_nofile)
+  nofile "$(fd_limit "$proxy_pid" 24)" || return 1
+  python3 "$here/clients.py" queue "$proxy_port" 40 || return 1
+  grep -q '^accept: Too many open files' "$proxy_log" || { echo "accept never ran out of fds"; return 1; }
+  nofile "$soft"
+}
+
+# Out of fds with no connection open, nothing will free one: epoll_proxy accepts with its reserve
+# fd and closes the connection, logging why; with fds again, it serves.
+fd_refuse() {
+  local soft; soft=$(soft_nofile)
+  nofile "$(fd_limit "$proxy_pid" 0)" || return 1
+  python3 "$here/clients.py" refused "$proxy_port" || return 1
+  grep '^conn .*accept: Too many open files$' "$proxy_log" || { echo "no log line for the refused connection"; return 1; }
+  nofile "$soft" && python3 "$here/clients.py" served "$proxy_port" 5
+}
+
+# Out of fds, tcp_proxy must not spin on its readable listener, and must serve the waiting client
+# once fds free up.
+fd_wait() {
+  local soft; soft=$(soft_nofile)
+  nofile "$(fd_limit "$proxy_pid" 0)" || return 1
+  python3 "$here/clients.py" served "$proxy_port" 10 & local client=$!
+  queued "$proxy_port" || { echo "no connection queued"; return 1; }
+  local before; before=$(cpu_ticks "$proxy_pid"); sleep 1
+  local spent=$(($(cpu_ticks "$proxy_pid") - before))
+  nofile "$soft"
+  wait "$client" || return 1
+  echo "CPU while out of fds: $spent ticks in 1 s"
+  [ "$spent" -le 20 ]
+}
+
+# No thread to be had (RLIMIT_AS leaves no room for a thread's stack): tcp_proxy refuses that
+# connection with a log line, and serves the next once threads can start again. It must run
+# before the proxy's first thread: glibc keeps the stacks of ended threads for reuse.
+no_thread() {
+  local vm; vm=$(awk '/^VmSize/ {print $2}' "/proc/$proxy_pid/status")
+  prlimit --pid "$proxy_pid" --as=$(((vm + 2048) * 1024)): || return 1
+  python3 "$here/clients.py" refused "$proxy_port" || return 1
+  prlimit --pid "$proxy_pid" --as=unlimited: || return 1
+  grep '^conn .*thread: Resource temporarily unavailable$' "$proxy_log" || { echo "no log line"; return 1; }
+  python3 "$here/clients.py" served "$proxy_port" 5
+}
+
+for variant in tcp epoll epoll_threads; do
+  case $variant in
+    tcp) proxy=("$tcp_proxy") ;;
+    epoll) proxy=("$epoll_proxy") ;;
+    epoll_threads) proxy=("$epoll_proxy" --threads 2) ;;
+  esac
+  for mode in "" --userspace; do
+    cmd=("${proxy[@]}" ${mode:+"$mode"})
+    name="$(basename "${cmd[0]}")${cmd[1]:+ ${cmd[*]:1}}"
+    start_proxy "$iperf_port" "${cmd[@]}" && {
       check "$name: iperf3 -P 8" iperf "$proxy_port"
       check "$name: iperf3 -P 8 -R" iperf "$proxy_port" -R
       check "$name: stops cleanly" stop_proxy
     }
-    start_proxy "$proxy" "$http" $flags && {
+    start_proxy "$http" "${cmd[@]}" && {
       check "$name: curl downloads 256 MiB, sha256 equal" download "$proxy_port"
       check "$name: curl uploads 256 MiB, sha256 equal" upload "$proxy_port"
       check "$name: stops cleanly" stop_proxy
     }
-    start_proxy "$proxy" "$echo_port" $flags --max-conns 2000 && {
+    start_proxy "$echo_port" "${cmd[@]}" --max-conns 2000 && {
       check "$name: 500 concurrent echo connections verified, fds back to baseline" echo_many "$proxy_port" "$proxy_pid"
       check "$name: stops cleanly" stop_proxy
     }
-    start_proxy "$proxy" "$eof" $flags && {
+    start_proxy "$eof" "${cmd[@]}" && {
       check "$name: half-close, whole answer received" python3 "$here/clients.py" halfclose "$proxy_port"
       check "$name: stops cleanly" stop_proxy
     }
+    start_proxy "$echo_port" "${cmd[@]}" --idle-timeout 1 && {
+      check "$name: idle connections end at --idle-timeout in order, while one pings and one streams bulk data" \
+        python3 "$here/clients.py" expiry "$proxy_port" 1
+      check "$name: stops cleanly" stop_proxy
+    }
+    start_proxy "$sink" "${cmd[@]}" && {
+      check "$name: urgent data: the server reads what a direct read does, no spin" \
+        python3 "$here/clients.py" urgent "$proxy_port" "$proxy_pid"
+      check "$name: stops cleanly" stop_proxy
+    }
+    if [ "$variant" = tcp ]; then
+      start_proxy "$echo_port" "${cmd[@]}" && {
+        check "$name: no thread to be had: that connection refused and logged, the next served" no_thread
+        check "$name: out of fds, no spin; the waiting client is served once fds free up" fd_wait
+        check "$name: stops cleanly" stop_proxy
+      }
+    else
+      start_proxy "$echo_port" "${cmd[@]}" && {
+        check "$name: out of fds, queued connections served as others close, with no new arrival" fd_queue
+        check "$name: out of fds with none open, the queued client refused and logged; then served" fd_refuse
+        check "$name: stops cleanly" stop_proxy
+      }
+    fi
   done
 done
 
-echo "e2e: $passed passed, $failed failed"
+echo "e2e: $passed passed, $failed failed$([ "$xfailed" -gt 0 ] && echo ", $xfailed expected to fail")"
 [ "$failed" -eq 0 ]
