@@ -74,9 +74,7 @@ class proxy_loop {
   bool open() {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (ep_ < 0 || wake_ < 0 || reserve_ < 0 || !watch(listener_, EPOLLIN | EPOLLET, &listener_) ||
-        !watch(wake_, EPOLLIN, &wake_)) {
+    if (ep_ < 0 || wake_ < 0 || !watch(listener_, EPOLLIN | EPOLLET, &listener_) || !watch(wake_, EPOLLIN, &wake_)) {
       std::perror("epoll_proxy");
       return false;
     }
@@ -102,6 +100,7 @@ class proxy_loop {
       const int n = epoll_wait(ep_, events, 256, wait_ms());
       if (n < 0 && errno != EINTR) {
         std::perror("epoll_wait");
+        kill(getpid(), SIGTERM);  // stops the process, as a signal would
         break;
       }
       now_ = clock_type::now();
@@ -175,7 +174,8 @@ class proxy_loop {
   void accept_all(splice::sigpipe_scope& scope) {
     accept_due_ = false;
     for (;;) {
-      if (reserve_ < 0 && (reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) return accept_later(errno);
+      if (reserve_ < 0) reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // none in a chroot: do without
+      if (reserve_ < 0 && (errno == EMFILE || errno == ENFILE)) return accept_later(errno);
       waiting_for_slot_ = true;  // first: a slot freed after the check below wakes this loop
       if (!take_slot()) return;
       waiting_for_slot_ = false;
