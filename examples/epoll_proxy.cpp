@@ -74,6 +74,7 @@ class proxy_loop {
   bool open() {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // none in a chroot: then without
     if (ep_ < 0 || wake_ < 0 || !watch(listener_, EPOLLIN | EPOLLET, &listener_) || !watch(wake_, EPOLLIN, &wake_)) {
       std::perror("epoll_proxy");
       return false;
@@ -174,7 +175,7 @@ class proxy_loop {
   void accept_all(splice::sigpipe_scope& scope) {
     accept_due_ = false;
     for (;;) {
-      if (reserve_ < 0) reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // none in a chroot: do without
+      if (reserve_ < 0) reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // used: take it back
       if (reserve_ < 0 && (errno == EMFILE || errno == ENFILE)) return accept_later(errno);
       waiting_for_slot_ = true;  // first: a slot freed after the check below wakes this loop
       if (!take_slot()) return;
@@ -198,13 +199,19 @@ class proxy_loop {
   }
 
   // accept_later leaves the queue for now: the next try comes when a connection of this loop
-  // closes, or in 100 ms (fds may free up elsewhere in the process).
+  // closes, or in 100 ms (fds may free up elsewhere in the process), or at once if idle pipes in
+  // the pool gave back their fds.
   void accept_later(int err) {
     if (!out_of_fds_) std::fprintf(stderr, "accept: %s; retrying as connections close\n", std::strerror(err));
     out_of_fds_ = true;
     retry_at_ = clock_type::now() + std::chrono::milliseconds(100);
-    splice::pipe_pool::shared().clear();  // idle pipes hold fds too
-    if ((err == EMFILE || err == ENFILE) && p_.conns == 0 && reserve_ >= 0) refuse_queued(err);
+    auto& pool = splice::pipe_pool::shared();
+    if (pool.stats().idle > 0) {
+      pool.clear();
+      retry_at_ = clock_type::now();
+    } else if ((err == EMFILE || err == ENFILE) && p_.conns == 0 && reserve_ >= 0) {
+      refuse_queued(err);
+    }
   }
 
   // refuse_queued: out of fds with no connection open in the process, no close will free one. The

@@ -11,7 +11,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tcp_proxy=$1 epoll_proxy=$2
-for tool in iperf3 curl python3 sha256sum prlimit ss; do
+for tool in iperf3 curl python3 sha256sum prlimit; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
 
@@ -69,13 +69,25 @@ want=$(sha256sum <"$work/big.bin" | cut -d' ' -f1)
 python3 "$here/servers.py" "$work" >"$work/servers.txt" & pids+=($!)
 http=$(port_of "$work/servers.txt" http) echo_port=$(port_of "$work/servers.txt" echo) eof=$(port_of "$work/servers.txt" eof)
 sink=$(port_of "$work/servers.txt" sink)
+# listening PORT: prints the number of listening sockets on PORT (IPv4 and IPv6) and the connections
+# waiting in their accept queues (the rx_queue column of a listener), from /proc/net/tcp{,6}.
+listening() {
+  local port sockets=0 waiting=0 _sl local_address _rem st queues _rest
+  port=$(printf '%04X' "$1")
+  while read -r _sl local_address _rem st queues _rest; do
+    [ "$st" = 0A ] && [ "${local_address##*:}" = "$port" ] || continue
+    sockets=$((sockets + 1)) waiting=$((waiting + 16#${queues#*:}))
+  done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+  echo "$sockets $waiting"
+}
+
 # iperf3 takes a port of its own choosing; another may hold it, so a few are tried.
 for _ in 1 2 3 4 5; do
   iperf_port=$((20000 + RANDOM % 20000))
   iperf3 -s -p "$iperf_port" >"$work/iperf_server.txt" 2>&1 & iperf_pid=$!
   for _ in $(seq 50); do
     kill -0 "$iperf_pid" 2>/dev/null || break
-    [ -n "$(ss -Hltn "sport = :$iperf_port")" ] && break 2
+    [ "$(listening "$iperf_port" | cut -d' ' -f1)" -gt 0 ] && break 2
     sleep 0.1
   done
   kill "$iperf_pid" 2>/dev/null; wait "$iperf_pid" 2>/dev/null
@@ -159,7 +171,7 @@ nofile() { prlimit --pid "$proxy_pid" --nofile="$1:"; }  # sets the soft limit, 
 soft_nofile() { prlimit --pid "$proxy_pid" --nofile --output SOFT --noheadings | tr -d ' '; }
 queued() {  # queued PORT: waits until a connection waits in the listen queue of PORT
   for _ in $(seq 100); do
-    [ "$(ss -Hltn "sport = :$1" | awk '{s += $2} END {print s + 0}')" -ge 1 ] && return 0
+    [ "$(listening "$1" | cut -d' ' -f2)" -ge 1 ] && return 0
     sleep 0.1
   done
   return 1
@@ -278,6 +290,9 @@ for variant in tcp epoll epoll_threads; do
       fi
       start_proxy "$echo_port" "${cmd[@]}" && {
         check "$name: out of fds, queued connections served as others close, with no new arrival" fd_queue
+        check "$name: stops cleanly" stop_proxy
+      }
+      start_proxy "$echo_port" "${cmd[@]}" && {  # a fresh one: no pooled pipe holds fds it could free
         check "$name: out of fds with none open, the queued client refused and logged; then served" fd_refuse
         check "$name: stops cleanly" stop_proxy
       }
