@@ -78,51 +78,6 @@ TEST_CASE("an exhausted pool makes copies fall back to user space without losing
   CHECK(roomy.stats().spliced_bytes + roomy.stats().copied_bytes == data.size());
 }
 
-namespace {
-/// The real system calls; the first read gives a pipe back to the pool (another copy ending).
-struct returns_pipe_on_read : splice::system_calls {
-  splice::pipe_pool* pool;
-  splice_lib::detail::pipe* held;
-  ssize_t read(int fd, void* b, std::size_t n) {
-    if (*held) pool->release(std::move(*held), true);
-    return splice::system_calls::read(fd, b, n);
-  }
-};
-}  // namespace
-
-TEST_CASE("a copy refused a pipe takes one once the pool has one again", "[pool][adaptive]") {
-  if (!kernel) {
-    WARN("SKIP: pipes are not used by the portable build");
-    return;
-  }
-  splice_lib::pipe_pool::config cfg;
-  cfg.max_pipes = 1;
-  splice_lib::pipe_pool pool(cfg);
-  splice_lib::system_calls sys;
-  const char* op = "";
-  splice_lib::detail::pipe other;  // another copy holds the only pipe
-  REQUIRE_FALSE(pool.acquire(sys, other, op));
-  test::relay r;
-  test::set_buffers(r.src(), 1 << 20);
-  const auto data = test::payload(512 << 10, 3);
-  REQUIRE(test::write_all(r.in.a.get(), data));  // all queued in src before the copy starts
-  ::shutdown(r.in.a.get(), SHUT_WR);
-  splice::options opt;
-  opt.pool = &pool;
-  std::string got;
-  std::thread reader([&] { got = test::read_all(r.out.b.get()); });
-  splice::poll_poller p;
-  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt, returns_pipe_on_read{{}, &pool, &other});
-  ::shutdown(r.dst(), SHUT_WR);
-  reader.join();
-  CHECK((got == data));
-  CHECK(res.bytes == data.size());
-  CHECK(pool.stats().exhausted == 1);                  // refused once, at the start
-  CHECK(pool.stats().copied_bytes == 2 * (64u << 10));  // two full reads prove the stream fast
-  CHECK(pool.stats().spliced_bytes == data.size() - 2 * (64u << 10));
-  CHECK(res.spliced);
-}
-
 TEST_CASE("pipe_pool::clear closes the idle pipes", "[pool]") {
   if (!kernel) {
     WARN("SKIP: pipes are not used by the portable build");

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -166,6 +167,15 @@ inline void interrupt_waits(pthread_t target, pid_t tid, int sig, int count) {
   for (int i = 0; i < count; ++i) {
     while (!sleeping(tid)) std::this_thread::yield();
     ::pthread_kill(target, sig);
+  }
+}
+
+/// Waits until the peer has acknowledged every byte sent on the TCP socket f: then every byte is
+/// queued at the receiver, and a test that reads it sees all of it, whatever the scheduler does.
+inline void wait_acked(int f) {
+  for (int unacked = 1; unacked > 0;) {
+    check(::ioctl(f, TIOCOUTQ, &unacked) == 0, "SIOCOUTQ");
+    if (unacked > 0) std::this_thread::yield();
   }
 }
 
