@@ -83,20 +83,26 @@ class beneath {
     int dir = root_;
     for (std::size_t i = 0; i + 1 < n; ++i) {
       const int next = ::openat(dir, parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      int err = errno;
-      struct stat st {};
-      if (next < 0 && err == ENOTDIR && ::fstatat(dir, parts[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-          S_ISLNK(st.st_mode))
-        err = ELOOP;  // as openat2 says it: a symlink, not a missing directory
+      const int err = next < 0 ? symlink_errno(dir, parts[i]) : 0;
       if (dir != root_) ::close(dir);
       if (next < 0) return errno = err, -1;
       dir = next;
     }
     const int fd = ::openat(dir, parts[n - 1].c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
-    const int err = errno;
+    const int err = fd < 0 ? symlink_errno(dir, parts[n - 1]) : 0;
     if (dir != root_) ::close(dir);
     errno = err;
     return fd;
+  }
+
+  // symlink_errno returns errno after a failed openat of name in dir, with ENOTDIR turned into
+  // ELOOP when name is a symlink (met where O_DIRECTORY wanted a directory), as openat2 says it.
+  static int symlink_errno(int dir, const std::string& name) noexcept {
+    const int err = errno;
+    struct stat st {};
+    if (err == ENOTDIR && ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+      return ELOOP;
+    return err;
   }
 
   int root_;

@@ -211,11 +211,12 @@ bool write_all(int fd, const char* p, std::size_t n) {
   return true;
 }
 
-std::string head_of(int status, std::uint64_t length, bool keep_alive) {
+// head_of returns a response head. An HTTP/1.0 client keeps the connection only when told so.
+std::string head_of(int status, std::uint64_t length, const request& req, bool keep_alive) {
   std::string h = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) +
                   "\r\nServer: splice-file-server\r\nContent-Length: " + std::to_string(length) + "\r\n";
   if (status == 200) h += "Content-Type: application/octet-stream\r\n";
-  h += keep_alive ? "\r\n" : "Connection: close\r\n\r\n";
+  h += !keep_alive ? "Connection: close\r\n\r\n" : req.http11 ? "\r\n" : "Connection: keep-alive\r\n\r\n";
   return h;
 }
 
@@ -311,7 +312,7 @@ class connection {
   bool reply(int status, const request& req, bool close) {
     const bool keep = req.keep_alive && !close;
     const std::string text = std::to_string(status) + " " + reason(status) + "\n";
-    std::string msg = head_of(status, text.size(), keep);
+    std::string msg = head_of(status, text.size(), req, keep);
     if (req.method != "HEAD") msg += text;
     if (!send_all(fd_, msg.data(), msg.size())) return ended("send failed");
     return keep || ended("answered " + std::to_string(status));
@@ -334,7 +335,7 @@ class connection {
       return reply(403, req, false);
     const std::uint64_t size = std::uint64_t(st.st_size);
     const bool body = !head_only && size > 0;
-    const std::string h = head_of(200, size, req.keep_alive);
+    const std::string h = head_of(200, size, req, req.keep_alive);
     // MSG_MORE holds the head back until the body's first bytes join it in one segment.
     if (!send_all(fd_, h.data(), h.size(), body && cfg_.msg_more ? MSG_MORE : 0)) return ended("send failed");
     if (!body) return req.keep_alive || ended("ok");
