@@ -111,8 +111,10 @@ class proxy_loop {
   // next change of readiness is an edge that epoll reports.
   void drive(connection& c, splice::sigpipe_scope& scope) {
     c.last = clock_type::now();
-    if (c.s_up != splice::step::done) c.s_up = c.up.advance(scope);
-    if (c.s_down != splice::step::done) c.s_down = c.down.advance(scope);
+    while (c.s_up != splice::step::done && (c.s_up = c.up.advance(scope)) == splice::step::again) {
+    }
+    while (c.s_down != splice::step::done && (c.s_down = c.down.advance(scope)) == splice::step::again) {
+    }
     settle(c, c.up, c.s_up, c.up_ended, c.upstream);
     settle(c, c.down, c.s_down, c.down_ended, c.client);
     if (c.error) {
