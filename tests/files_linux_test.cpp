@@ -3,11 +3,9 @@
 // filesystem paired with TCP, unix stream sockets, pipes and other files, both ways, at the fds'
 // current offsets; limits, O_APPEND, a file truncated mid-copy, procfs, wrong open modes, a full
 // filesystem, and what the kernel routes report.
-//
-// Test cases tagged [.][files][routes] need the file routes of the engine (sendfile, splice through
-// a pooled pipe, copy_file_range, blocking files in a copier, open modes checked up front) and fail
-// on the user-space-only engine, so they stay hidden until the routes land: run them with
-// `splice_tests "[routes]"`, and drop the "[.]" when they pass.
+// Test cases tagged [routes] check the kernel's routes themselves (what is spliced, which pipes
+// are used, open modes checked before a byte moves, a copier over blocking files); the others hold
+// on the user-space path as well.
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -326,7 +324,7 @@ TEST_CASE("a full filesystem ends the copy with ENOSPC, bytes as stored, nothing
 }
 
 TEST_CASE("a copy to a read-only file fails with EBADF from fcntl before src gives a byte",
-          "[.][files][routes]") {
+          "[files][routes]") {
   const bool from_file = GENERATE(true, false);
   const bool userspace = GENERATE(false, true);
   CAPTURE(from_file, userspace);
@@ -353,7 +351,7 @@ TEST_CASE("a copy to a read-only file fails with EBADF from fcntl before src giv
   CHECK(file_size(out.fd.get()) == 0);
 }
 
-TEST_CASE("a copy from a write-only file fails with EBADF from fcntl", "[.][files][routes]") {
+TEST_CASE("a copy from a write-only file fails with EBADF from fcntl", "[files][routes]") {
   const bool to_file = GENERATE(true, false);
   const bool userspace = GENERATE(false, true);
   CAPTURE(to_file, userspace);
@@ -379,7 +377,7 @@ TEST_CASE("a copy from a write-only file fails with EBADF from fcntl", "[.][file
 // splice per chunk (neither needs a pipe of the pool), a socket to a file by splice through a pooled
 // pipe, a file to a file on one filesystem by copy_file_range. The user-space path splices nothing.
 TEST_CASE("the kernel file routes report spliced and use a pooled pipe only from a socket; user space does not",
-          "[.][files][routes]") {
+          "[files][routes]") {
   enum class pair { file_to_tcp, tcp_to_file, file_to_pipe, pipe_to_file, file_to_file_tmpfs, file_to_file_disk };
   const pair k = GENERATE(pair::file_to_tcp, pair::tcp_to_file, pair::file_to_pipe, pair::pipe_to_file,
                           pair::file_to_file_tmpfs, pair::file_to_file_disk);
@@ -426,7 +424,7 @@ TEST_CASE("the kernel file routes report spliced and use a pooled pipe only from
 // A copier in an event loop: the file end may be blocking (a regular file is never waited on), and
 // the copier never asks to wait for a file to become readable or writable.
 TEST_CASE("a copier takes a blocking file with a non-blocking socket or pipe and never waits on the file",
-          "[.][files][routes]") {
+          "[files][routes]") {
   const peer p = GENERATE(peer::tcp, peer::pipe);
   const bool to_file = GENERATE(false, true);
   const bool userspace = GENERATE(false, true);
@@ -462,7 +460,7 @@ TEST_CASE("a copier takes a blocking file with a non-blocking socket or pipe and
 }
 
 TEST_CASE("a file-to-file copier with max_advance 1 MiB returns step::again before it finishes 16 MiB",
-          "[.][files][routes]") {
+          "[files][routes]") {
   const where w = GENERATE(where::tmpfs, where::disk);
   const bool userspace = GENERATE(false, true);
   CAPTURE(name_of(w), userspace);
