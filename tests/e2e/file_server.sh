@@ -141,6 +141,11 @@ for flags in "" --userspace; do
   check "$name: ab -k, 100 connections, 20000 requests, no failure" load_ab
   check "$name: every client socket closed" sockets_back
   check "$name: stops cleanly with the pool's counters" stop_server
+  if [ -z "$flags" ]; then  # the kernel routes moved the bodies; --userspace moved none that way
+    check "$name: bodies spliced" grep -Eq '^pipes: .*; spliced [1-9][0-9]* bytes' "$log"
+  else
+    check "$name: no body spliced" grep -Eq '^pipes: .*; spliced 0 bytes' "$log"
+  fi
 done
 
 # The fallback resolver: the same escapes refused when openat2 is not used.
