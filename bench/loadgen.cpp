@@ -12,6 +12,10 @@
 //       'e'  echo: every byte after the tag is sent back; closes at end of file.
 //     THREADS loops (default 2) each accept on their own SO_REUSEPORT listener.
 //
+//   loadgen spend-pipes
+//     Makes pipes of 1 MiB until the kernel refuses (run as an unprivileged user, this spends the
+//     user's pipe budget), prints "holding N pipes, B bytes", and holds them until stdin closes.
+//
 //   loadgen client HOST:PORT SECONDS WORKLOAD...
 //     Runs every workload at once, each in its own thread, over the same SECONDS, and prints one
 //     JSON line. Exits 1 when a connection failed or lost bytes.
@@ -616,10 +620,35 @@ int client(const char* hostport, double seconds, const std::vector<workload>& ws
   return failed ? 1 : 0;
 }
 
+// spend_pipes makes pipes of 1 MiB until the kernel refuses one (for an unprivileged user: the
+// budget fs.pipe-user-pages-soft is spent), at most 1024, and holds them until stdin closes.
+int spend_pipes() {
+  int n = 0;
+  long long bytes = 0;
+  for (; n < 1024; ++n) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) break;
+    const int got = fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+    if (got < 0) {
+      close(p[0]);
+      close(p[1]);
+      break;
+    }
+    bytes += got;
+  }
+  std::printf("holding %d pipes, %lld bytes\n", n, bytes);
+  std::fflush(stdout);
+  char c;
+  while (read(0, &c, 1) > 0) {
+  }
+  return 0;
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage: loadgen serve [THREADS]\n"
-               "       loadgen client HOST:PORT SECONDS {stream=P,N | conns=K,N | rr=C,N}...\n");
+               "       loadgen client HOST:PORT SECONDS {stream=P,N | conns=K,N | rr=C,N}...\n"
+               "       loadgen spend-pipes\n");
   return 2;
 }
 
@@ -627,6 +656,7 @@ int usage() {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && !std::strcmp(argv[1], "serve")) return serve(argc > 2 ? std::max(1, std::atoi(argv[2])) : 2);
+  if (argc == 2 && !std::strcmp(argv[1], "spend-pipes")) return spend_pipes();
   if (argc < 5 || std::strcmp(argv[1], "client")) return usage();
   std::vector<workload> ws;
   for (int i = 4; i < argc; ++i) {

@@ -11,7 +11,7 @@ Parts (see bench/README.md for what each measures):
   reqresp       wrk through each proxy to nginx (1 KiB and 1 MiB files, 32 and 256 connections)
   latency       64 B round trips on 20 connections, alone and beside 2 bulk streams of 1 MiB writes
   threads       epoll_proxy --threads 1 against 2
-  unprivileged  the proxies as user nobody against root, 16, 64 and 256 streams
+  unprivileged  the proxies as user nobody (with and without its pipe budget spent) against root
 
 The proxies: epoll_proxy and tcp_proxy (and asio_proxy when built), spliced and --userspace; HAProxy
 in mode tcp with and without splice; go_proxy (bench/go_proxy.go, built here). One that is missing
@@ -807,7 +807,8 @@ def part_threads(b):
 def part_unprivileged(b):
     """The proxies as user nobody against root, at 16, 64 and 256 streams of 64 KiB writes, capped at
     one CPU (the load generator keeps the other). Nobody is held to fs.pipe-user-pages-soft; root is
-    exempt."""
+    exempt. A third run as nobody starts with the budget spent by another process of the user
+    (`loadgen spend-pipes`), as when other programs of the same user hold their pipes."""
     if not shutil.which("setpriv"):
         return b.meta("unprivileged", 0, 0, missing="setpriv (util-linux)"), []
     reps, secs = reps_secs(2, 0.5, b.args)
@@ -818,22 +819,37 @@ def part_unprivileged(b):
     rows = []
     for rep in range(reps):
         for px in proxies:
-            for user in ("root", "nobody"):
-                run = b.start(px, up, user=user)
+            for user in ("root", "nobody", "spent"):
+                hog = spend_pipes(b) if user == "spent" else None
+                run = b.start(px, up, user="root" if user == "root" else "nobody")
                 if run is None:
+                    if hog:
+                        stop(hog[0])
                     continue
                 b.cap(run, cap if b.cg.kind else None)
                 for n in counts:
                     r = b.load(run, secs, [f"stream={n},65536"], sample=lambda run: pipes_of(run.pid))
                     most = max(r.pop("samples"), key=len, default=[])
                     r["pipes"] = {str(k): most.count(k) for k in sorted(set(most), reverse=True)}
+                    if hog:
+                        r["spent_by_other"] = hog[1]
                     b.record(rows, run, rep, cap, r, user=user, streams=n)
                     say(progress(f"unprivileged {rep + 1}/{reps} {px.label} as {user}, {n} streams", r, "stream") +
                         f", most pipes held: {pipe_sizes(r['pipes'])}")
                 for line in run.stop():
                     rows.append(dict(proxy=px.key, rep=rep, user=user, pool=line))
+                if hog:
+                    stop(hog[0])
     soft = open("/proc/sys/fs/pipe-user-pages-soft").read().strip()
     return b.meta("unprivileged", reps, secs, cap=cap, counts=counts, pipe_user_pages_soft=soft), rows
+
+
+def spend_pipes(b):
+    """Starts `loadgen spend-pipes` as nobody; returns (process, what it holds)."""
+    p = subprocess.Popen(NOBODY + [b.loadgen, "spend-pipes"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    _procs.append(p)
+    return p, p.stdout.readline().strip()
 
 
 def pipe_sizes(hist):

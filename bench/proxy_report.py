@@ -335,25 +335,33 @@ def unprivileged(meta, rows):
         return
     rows = Rows(rows)
     header(meta, "The unprivileged pipe budget: proxies as user nobody",
-           f"Each proxy run as root and as nobody (`setpriv --reuid=nobody --regid=nogroup --clear-groups`), capped "
-           f"at {meta['cap']:.0%} of a CPU, with 16, 64 and 256 parallel streams of 64 KiB writes. Unprivileged "
-           f"users get 2-page pipes once they hold fs.pipe-user-pages-soft = {meta['pipe_user_pages_soft']} pages; "
-           "root is exempt. *Pipes* is the most the proxy held at once (sampled every 50 ms with F_GETPIPE_SZ "
-           "through /proc/PID/fd), by size, in the first repeat.")
-    lines = []
+           f"Each proxy run as root, as nobody (`setpriv --reuid=nobody --regid=nogroup --clear-groups`), and as "
+           f"nobody with the budget already spent by another process of the user (`loadgen spend-pipes`: "
+           f"{spent_note(rows)}), capped at {meta['cap']:.0%} of a CPU, with 16, 64 and 256 parallel streams "
+           f"of 64 KiB writes. Once a user holds fs.pipe-user-pages-soft = {meta['pipe_user_pages_soft']} pages "
+           "of pipes, its new pipes get 2 pages and F_SETPIPE_SZ fails; root is exempt.")
+    lines, held = [], []
     for p in rows.proxies():
         for n in meta["counts"]:
-            root, nob = rows.where(proxy=p, streams=n, user="root"), rows.where(proxy=p, streams=n, user="nobody")
-            a, b = nob.by_rep(mbps), root.by_rep(mbps)
-            c, d = nob.by_rep(gib_cpu), root.by_rep(gib_cpu)
-            lines.append([LABELS[p], str(n), spread(root.values(mbps)), spread(nob.values(mbps)),
-                          ratio([a[k] / b[k] for k in a if k in b and a[k] and b[k]]),
-                          spread(root.values(gib_cpu), "{:.3f}"), spread(nob.values(gib_cpu), "{:.3f}"),
-                          ratio([c[k] / d[k] for k in c if k in d and c[k] and d[k]]),
-                          pipe_sizes(root.rows[0]["pipes"]) if root.rows else "-",
-                          pipe_sizes(nob.rows[0]["pipes"]) if nob.rows else "-"])
-    table(["proxy", "streams", "root MB/s", "nobody MB/s", "nobody / root", "root CPU s/GiB", "nobody CPU s/GiB",
-           "nobody / root", "root pipes", "nobody pipes"], lines)
+            sel = {u: rows.where(proxy=p, streams=n, user=u) for u in ("root", "nobody", "spent")}
+            rel = lambda u, fn: ratio([a / sel["root"].by_rep(fn)[k] for k, a in sel[u].by_rep(fn).items()
+                                       if a and sel["root"].by_rep(fn).get(k)])
+            lines.append([LABELS[p], str(n)] + [spread(sel[u].values(mbps)) for u in ("root", "nobody", "spent")] +
+                         [rel("nobody", mbps), rel("spent", mbps)] +
+                         [spread(sel[u].values(gib_cpu), "{:.3f}") for u in ("root", "nobody", "spent")] +
+                         [rel("spent", gib_cpu)])
+            held.append([LABELS[p], str(n)] + [pipe_sizes(sel[u].rows[0]["pipes"]) if sel[u].rows else "-"
+                                               for u in ("root", "nobody", "spent")])
+    table(["proxy", "streams", "root MB/s", "nobody MB/s", "spent MB/s", "nobody / root", "spent / root",
+           "root CPU s/GiB", "nobody CPU s/GiB", "spent CPU s/GiB", "spent / root CPU"], lines)
+    print("**Pipes the proxy held** at most (sampled every 50 ms with F_GETPIPE_SZ through /proc/PID/fd), by "
+          "size, first repeat:\n")
+    table(["proxy", "streams", "root", "nobody", "nobody, budget spent"], held)
+
+
+def spent_note(rows):
+    held = sorted({r["spent_by_other"] for r in rows.rows if r.get("spent_by_other")})
+    return "; ".join(held) or "no run"
 
 
 def pipe_sizes(hist):
