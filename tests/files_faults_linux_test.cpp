@@ -216,9 +216,9 @@ TEST_CASE("short sendfile, splice and copy_file_range counts deliver every byte"
   CHECK(std::size_t(sc.calls[kernel_call(r)]) >= data.size() / 1000);
 }
 
-TEST_CASE("a first copy_file_range that fails with EXDEV, ENOSYS, EINVAL or EOPNOTSUPP falls back, losing nothing",
+TEST_CASE("a first copy_file_range that fails with EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EPERM or EIO falls back",
           "[faults][files]") {
-  const int err = GENERATE(EXDEV, ENOSYS, EINVAL, EOPNOTSUPP);
+  const int err = GENERATE(EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EPERM, EIO);
   CAPTURE(err);
   script sc;
   sc.fault = [err](const std::string& op, int nth) { return op == "copy_file_range" && nth == 1 ? err : 0; };
@@ -263,6 +263,19 @@ TEST_CASE("a first file splice that fails with EINVAL or ENOSYS falls back, losi
   const auto o = run(r, sc, data, p);
   whole(r, o, data);
   CHECK(sc.calls["splice"] == 1);
+  CHECK(o.rest.empty());
+}
+
+TEST_CASE("a file that refuses splice after the pipe took bytes gets them by write, losing nothing", "[faults][files]") {
+  // socket -> pipe succeeds, pipe -> file says EINVAL (a file system without splice): the pipe's
+  // bytes are read back and written, and the rest of the copy runs in user space.
+  script sc;
+  sc.fault = [](const std::string& op, int nth) { return op == "splice" && nth == 2 ? EINVAL : 0; };
+  counting_poller p;
+  const auto data = payload((2 << 20) + 13, 10);
+  const auto o = run(route::tcp_to_file, sc, data, p);
+  whole(route::tcp_to_file, o, data);
+  CHECK(sc.calls["splice"] == 2);
   CHECK(o.rest.empty());
 }
 
