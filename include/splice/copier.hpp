@@ -126,7 +126,10 @@ class copier {
   /// The same, for a caller that already holds a sigpipe_scope in this thread.
   step advance(sigpipe_scope& scope) noexcept {
     if (done_) return step::done;
-    if (!started_ && !start(scope)) return step::done;
+    if (!started_) {
+      const char* op = "";
+      if (auto ec = start(op)) return fail(scope, ec, op);
+    }
     const std::uint64_t at_entry = result_.bytes;
     for (;;) {
       if (held() == 0 && (eof_ || remaining_ == 0)) return finish();
@@ -163,21 +166,21 @@ class copier {
   }
 
  private:
-  // start checks the options and learns the ends, once, before the first byte moves. Every
-  // failure here leaves src untouched; a copy with limit 0 touches neither fd.
-  bool start(sigpipe_scope& scope) noexcept {
+  // start checks the options and learns the ends, once, before the first byte moves; it returns
+  // what ends the copy before it begins. src is untouched on every failure, and a copy with limit
+  // 0 touches neither fd.
+  std::error_code start(const char*& op) noexcept {
     started_ = true;
-    if (!detail::valid(opt_)) return fail(scope, std::make_error_code(std::errc::invalid_argument), "options"), false;
-    if (remaining_ == 0) return true;
-    const char* op = "";
-    if (auto ec = detail::make_plan(sys_, dst_, src_, opt_.splice_from_unix, plan_, op)) return fail(scope, ec, op), false;
+    const auto invalid = std::make_error_code(std::errc::invalid_argument);
+    if (!detail::valid(opt_)) return op = "options", invalid;
+    if (remaining_ == 0) return {};
+    if (auto ec = detail::make_plan(sys_, dst_, src_, opt_.splice_from_unix, plan_, op)) return ec;
     const bool src_blocks = !plan_.src_always_ready && !plan_.src_nonblocking;
     const bool dst_blocks = !plan_.dst_always_ready && !plan_.dst_nonblocking;
-    if (!blocking_ok_ && (src_blocks || dst_blocks))
-      return fail(scope, std::make_error_code(std::errc::invalid_argument), "fcntl"), false;
+    if (!blocking_ok_ && (src_blocks || dst_blocks)) return op = "fcntl", invalid;
     route_ = opt_.userspace ? detail::route::user : plan_.how;
     adaptive_ = route_ == detail::route::relay;
-    return true;
+    return {};
   }
 
   // take moves the next chunk out of src, by the route's way. Invariant: nothing is held. Returns

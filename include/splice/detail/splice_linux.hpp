@@ -104,13 +104,14 @@ std::error_code make_plan(Sys& sys, int dst, int src, bool splice_from_unix, pla
   const bool from_socket = s.kind == end_kind::tcp || (s.kind == end_kind::unix_stream && splice_from_unix);
   const bool to_socket = d.kind == end_kind::tcp || d.kind == end_kind::unix_stream;
   const bool to_file = d.kind == end_kind::file;
-  if (d.append) p.how = route::user;
-  else if (s.kind == end_kind::file && to_file) p.how = route::copy_range;
+  const bool pipe_pair = (s.kind == end_kind::pipe && (to_socket || to_file || d.kind == end_kind::pipe)) ||
+                         (d.kind == end_kind::pipe && (from_socket || s.kind == end_kind::file));
+  p.how = route::user;
+  if (d.append) return {};
+  if (s.kind == end_kind::file && to_file) p.how = route::copy_range;
   else if (s.kind == end_kind::file && to_socket) p.how = route::sendfile;
-  else if (s.kind == end_kind::pipe && (to_socket || to_file || d.kind == end_kind::pipe)) p.how = route::direct;
-  else if (d.kind == end_kind::pipe && (from_socket || s.kind == end_kind::file)) p.how = route::direct;
+  else if (pipe_pair) p.how = route::direct;
   else if (from_socket && (to_socket || to_file)) p.how = route::relay;
-  else p.how = route::user;
   return {};
 }
 
