@@ -5,6 +5,8 @@
 #define SPLICE_DETAIL_SPLICE_LINUX_HPP_
 
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <system_error>
 
 #include <fcntl.h>
@@ -160,6 +162,27 @@ std::error_code make_pipe(Sys& sys, std::size_t size, pipe& p, const char*& op) 
   if (got <= 0) got = retry([&] { return sys.fcntl(fds[1], F_GETPIPE_SZ, 0); });
   p.capacity = got > 0 ? std::size_t(got) : 4096;
   return {};
+}
+
+/// pipe_budget returns the pipe capacity an unprivileged process may hold (fs.pipe-user-pages-soft
+/// pages, for all of its user's processes), or SIZE_MAX for a privileged one (CAP_SYS_RESOURCE or
+/// CAP_SYS_ADMIN in effect), which the kernel exempts, and where the limit is 0 or unreadable.
+inline std::size_t pipe_budget() noexcept {
+  constexpr std::size_t none = SIZE_MAX;
+  unsigned long long pages = 0, caps = 0;
+  if (FILE* f = std::fopen("/proc/sys/fs/pipe-user-pages-soft", "re")) {
+    if (std::fscanf(f, "%llu", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  if (FILE* f = std::fopen("/proc/self/status", "re")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
+    std::fclose(f);
+  }
+  constexpr unsigned long long exempt = (1ull << 24) | (1ull << 21);  // CAP_SYS_RESOURCE, CAP_SYS_ADMIN
+  if (pages == 0 || (caps & exempt)) return none;
+  return std::size_t(pages) * std::size_t(::sysconf(_SC_PAGESIZE));
 }
 
 /// pipe_end_ready polls a pipe end without waiting.
