@@ -172,13 +172,13 @@ inline std::size_t pipe_budget() noexcept {
   unsigned long long pages = 0, caps = 0;
   if (FILE* f = std::fopen("/proc/sys/fs/pipe-user-pages-soft", "re")) {
     if (std::fscanf(f, "%llu", &pages) != 1) pages = 0;
-    std::fclose(f);
+    (void)std::fclose(f);
   }
   if (FILE* f = std::fopen("/proc/self/status", "re")) {
     char line[256];
     while (std::fgets(line, sizeof line, f))
       if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
-    std::fclose(f);
+    (void)std::fclose(f);
   }
   constexpr unsigned long long exempt = (1ull << 24) | (1ull << 21);  // CAP_SYS_RESOURCE, CAP_SYS_ADMIN
   if (pages == 0 || (caps & exempt)) return none;
