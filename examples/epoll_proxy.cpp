@@ -15,9 +15,9 @@
 #include <list>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -53,6 +53,7 @@ class proxy_loop;
 // What the loops share: the settings, the connection count for --max-conns, the stop flag.
 struct process {
   example::settings cfg;
+  example::address upstream;
   std::atomic<int> conns{0};
   std::atomic<unsigned long> next_id{0};
   std::atomic<bool> stopping{false};
@@ -66,7 +67,7 @@ class proxy_loop {
     idle_ = std::chrono::seconds(p.cfg.idle_timeout_s);
   }
   ~proxy_loop() {
-    for (int fd : {ep_, wake_, reserve_, listener_})
+    for (int fd : {ep_, wake_, spare_, listener_})
       if (fd >= 0) close(fd);
   }
 
@@ -74,8 +75,8 @@ class proxy_loop {
   bool open() {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // none in a chroot: then without
-    if (ep_ < 0 || wake_ < 0 || !watch(listener_, EPOLLIN | EPOLLET, &listener_) || !watch(wake_, EPOLLIN, &wake_)) {
+    spare_ = example::socket_for(p_.upstream, SOCK_NONBLOCK);
+    if (ep_ < 0 || wake_ < 0 || spare_ < 0 || !watch(listener_, EPOLLIN | EPOLLET, &listener_) || !watch(wake_, EPOLLIN, &wake_)) {
       std::perror("epoll_proxy");
       return false;
     }
@@ -175,8 +176,7 @@ class proxy_loop {
   void accept_all(splice::sigpipe_scope& scope) {
     accept_due_ = false;
     for (;;) {
-      if (reserve_ < 0) reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // used: take it back
-      if (reserve_ < 0 && (errno == EMFILE || errno == ENFILE)) return accept_later(errno);
+      if (spare_ < 0 && (spare_ = example::socket_for(p_.upstream, SOCK_NONBLOCK)) < 0) return accept_later(errno);
       waiting_for_slot_ = true;  // first: a slot freed after the check below wakes this loop
       if (!take_slot()) return;
       waiting_for_slot_ = false;
@@ -194,7 +194,7 @@ class proxy_loop {
         return accept_later(err);  // EMFILE, ENFILE, ENOBUFS, ENOMEM
       }
       out_of_fds_ = false;
-      open_connection(client, example::to_string(reinterpret_cast<sockaddr*>(&ss)), scope);
+      open_connection(client, std::exchange(spare_, -1), example::to_string(reinterpret_cast<sockaddr*>(&ss)), scope);
     }
   }
 
@@ -209,16 +209,17 @@ class proxy_loop {
     if (pool.stats().idle > 0) {
       pool.clear();
       retry_at_ = clock_type::now();
-    } else if ((err == EMFILE || err == ENFILE) && p_.conns == 0 && reserve_ >= 0) {
+    } else if ((err == EMFILE || err == ENFILE) && p_.conns == 0 && spare_ >= 0) {
       refuse_queued(err);
     }
   }
 
-  // refuse_queued: out of fds with no connection open in the process, no close will free one. The
-  // reserve fd makes room to accept each queued connection and close it at once, so its client
-  // learns now rather than never, and the log says why.
+  // refuse_queued: out of fds with no connection open in the process, no close will free one.
+  // Closing the spare makes room to accept each queued connection and close it at once, so its
+  // client learns now rather than never, and the log says why.
   void refuse_queued(int err) {
-    close(reserve_);
+    close(spare_);
+    spare_ = -1;
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     for (int fd; (fd = accept4(listener_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC)) >= 0; len = sizeof ss) {
@@ -226,21 +227,15 @@ class proxy_loop {
                               {err, std::system_category()}, "accept");
       close(fd);
     }
-    reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
 
-  void open_connection(int client, std::string peer, splice::sigpipe_scope& scope) {
+  // open_connection relays client through upstream, the spare made before client was accepted.
+  void open_connection(int client, int upstream, std::string peer, splice::sigpipe_scope& scope) {
     example::set_nodelay(client);
-    int upstream = example::connect_to(p_.cfg.upstream, SOCK_NONBLOCK);
-    if (upstream < 0 && (errno == EMFILE || errno == ENFILE) && reserve_ >= 0) {
-      // What the reserve is for: a client accepted with the last fd still gets its upstream.
-      close(reserve_);
-      reserve_ = -1;
-      upstream = example::connect_to(p_.cfg.upstream, SOCK_NONBLOCK);
-    }
-    if (upstream < 0) {
+    if (!example::connect_fd(upstream, p_.upstream)) {
       example::log_connection(++p_.next_id, peer, 0, 0, false, {errno, std::system_category()}, "connect");
       close(client);
+      close(upstream);
       give_slot();
       return;
     }
@@ -333,7 +328,10 @@ class proxy_loop {
   splice::options opt_;
   std::chrono::seconds idle_;
   int ep_ = -1, wake_ = -1, listener_;
-  int reserve_ = -1;  // an fd held back for the upstream socket of a client accepted with the last fd
+  // spare_ is the upstream socket of the next connection, made before it is accepted, so that a
+  // client accepted with the last fd still has one; and out of fds, it is the fd to close to
+  // refuse clients (see refuse_queued).
+  int spare_ = -1;
   std::list<connection> conns_, dead_;  // conns_: the idlest first
   std::vector<connection*> ready_, running_;
   clock_type::time_point now_ = clock_type::now();
@@ -349,8 +347,8 @@ int main(int argc, char** argv) {
   process p;
   p.cfg = example::parse(argc, argv);
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
-  const std::vector<int> listeners = example::listen_on(p.cfg.listen, SOCK_NONBLOCK, p.cfg.threads);
-  if (stop < 0 || listeners.empty()) return 1;
+  const std::vector<int> listeners = example::open_listeners(p.cfg.listen, p.cfg.threads, SOCK_NONBLOCK);
+  if (stop < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream)) return 1;
   for (int fd : listeners) {
     p.loops.push_back(std::make_unique<proxy_loop>(p, fd));
     if (!p.loops.back()->open()) return 1;

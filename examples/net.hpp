@@ -97,8 +97,8 @@ inline void set_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-// open_listener binds a listening socket to sa, with SO_REUSEPORT when several share the address.
-inline int open_listener(const sockaddr* sa, socklen_t len, int flags, bool reuse_port) {
+// bind_listener binds a listening socket to sa, with SO_REUSEPORT when several share the address.
+inline int bind_listener(const sockaddr* sa, socklen_t len, int flags, bool reuse_port) {
   const int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
   if (fd < 0) return -1;
   const int one = 1;
@@ -112,9 +112,10 @@ inline int open_listener(const sockaddr* sa, socklen_t len, int flags, bool reus
 }
 
 /// Opens count listeners on hostport and prints "listening on HOST:PORT" (the real port when 0 was
-/// asked). Several listeners share the address with SO_REUSEPORT; when port 0 was asked, the rest
-/// bind to the port the first one got. Returns them, or nothing after printing why.
-inline std::vector<int> listen_on(const std::string& hostport, int flags = 0, int count = 1) {
+/// asked). Several listeners share the address with SO_REUSEPORT, one per event loop; when port 0
+/// was asked, the rest bind to the port the first one got. Returns them, or nothing after printing
+/// why.
+inline std::vector<int> open_listeners(const std::string& hostport, int count, int flags = 0) {
   addrinfo* ai = resolve(hostport, true);
   if (!ai) return {};
   sockaddr_storage ss{};
@@ -123,7 +124,7 @@ inline std::vector<int> listen_on(const std::string& hostport, int flags = 0, in
   freeaddrinfo(ai);
   std::vector<int> fds;
   for (int i = 0; i < count; ++i) {
-    const int fd = open_listener(reinterpret_cast<sockaddr*>(&ss), len, flags, count > 1);
+    const int fd = bind_listener(reinterpret_cast<sockaddr*>(&ss), len, flags, count > 1);
     if (fd < 0) {
       std::perror("listen");
       for (int f : fds) close(f);
@@ -138,24 +139,50 @@ inline std::vector<int> listen_on(const std::string& hostport, int flags = 0, in
   return fds;
 }
 
-/// Connects to hostport with TCP_NODELAY (non-blocking when flags has SOCK_NONBLOCK: the connect may
-/// be in progress). Returns -1 with errno set on failure.
-inline int connect_to(const std::string& hostport, int flags = 0) {
+/// Listens on hostport and prints "listening on HOST:PORT" (the real port when 0 was asked).
+inline int listen_on(const std::string& hostport, int flags = 0) {
+  const std::vector<int> fds = open_listeners(hostport, 1, flags);
+  return fds.empty() ? -1 : fds[0];
+}
+
+/// An upstream address, resolved once at start: then no connection waits for a name lookup, nor
+/// needs an fd for one.
+struct address {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+};
+
+/// Resolves HOST:PORT to its first address; false after printing why.
+inline bool resolve_to(const std::string& hostport, address& a) {
   addrinfo* ai = resolve(hostport, false);
-  if (!ai) return -1;
-  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
-  int err = errno;
-  if (fd >= 0) {
-    set_nodelay(fd);
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-      err = errno;
-      close(fd);
-      fd = -1;
-    }
-  }
+  if (!ai) return false;
+  std::memcpy(&a.ss, ai->ai_addr, ai->ai_addrlen);
+  a.len = ai->ai_addrlen;
   freeaddrinfo(ai);
-  errno = err;
+  return true;
+}
+
+/// Makes a TCP socket to connect to a, with TCP_NODELAY; flags may add SOCK_NONBLOCK. Returns -1
+/// with errno set on failure.
+inline int socket_for(const address& a, int flags = 0) {
+  const int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+  if (fd >= 0) set_nodelay(fd);
   return fd;
+}
+
+/// Connects fd to a; a non-blocking connect may still be in progress. false with errno set.
+inline bool connect_fd(int fd, const address& a) {
+  return connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) == 0 || errno == EINPROGRESS;
+}
+
+/// Connects to a with TCP_NODELAY. Returns -1 with errno set on failure.
+inline int connect_to(const address& a, int flags = 0) {
+  const int fd = socket_for(a, flags);
+  if (fd < 0 || connect_fd(fd, a)) return fd;
+  const int err = errno;
+  close(fd);
+  errno = err;
+  return -1;
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and threads it starts) and returns a signalfd that

@@ -19,9 +19,9 @@ int main(int argc, char** argv) {
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
   // Non-blocking, so that an accept after poll said readable cannot block the stop path when the
   // client has gone meanwhile.
-  const std::vector<int> listeners = example::listen_on(cfg.listen, SOCK_NONBLOCK);
-  if (listeners.empty() || stop < 0) return 1;
-  const int listener = listeners[0];
+  const int listener = example::listen_on(cfg.listen, SOCK_NONBLOCK);
+  example::address upstream_at;
+  if (listener < 0 || stop < 0 || !example::resolve_to(cfg.upstream, upstream_at)) return 1;
 
   splice::proxy_options opt;
   opt.copy.userspace = cfg.userspace;
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     try {
       std::thread([&, client, id, who] {
         splice::proxy_result r;
-        const int upstream = example::connect_to(cfg.upstream);
+        const int upstream = example::connect_to(upstream_at);
         bool go = upstream >= 0;
         if (!go) {
           r.error = std::error_code(errno, std::system_category());

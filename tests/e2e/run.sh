@@ -24,24 +24,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Checks known to fail until a fix lands elsewhere, as a pattern on the check's name. They print
-# XFAIL and do not fail the run; one that passes prints XPASS and fails it, so that the mark is
-# removed with the fix.
-#   The spliced copy stops at TCP's urgent mark (KERNEL_NOTES.md): until the copier steps over it,
-#   the bytes after the mark never arrive, and tcp_proxy spins on the readable socket.
-expected_to_fail='^(tcp_proxy|epoll_proxy|epoll_proxy --threads 2): urgent'
-
-passed=0 failed=0 xfailed=0 skipped=0
+passed=0 failed=0 skipped=0
 check() {  # check NAME COMMAND...: runs the command, counts and prints the outcome
   local name=$1 start=$SECONDS; shift
   if "$@" >"$work/out" 2>&1; then
-    if [[ $name =~ $expected_to_fail ]]; then
-      failed=$((failed + 1)); echo "XPASS $name (passes now: remove it from expected_to_fail)"
-    else
-      passed=$((passed + 1)); echo "PASS $name ($((SECONDS - start)) s)"
-    fi
-  elif [[ $name =~ $expected_to_fail ]]; then
-    xfailed=$((xfailed + 1)); echo "XFAIL $name"; sed 's/^/    /' "$work/out" | tail -5
+    passed=$((passed + 1)); echo "PASS $name ($((SECONDS - start)) s)"
   else
     failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/    /' "$work/out" | tail -20
   fi
@@ -300,5 +287,5 @@ for variant in tcp epoll epoll_threads; do
   done
 done
 
-echo "e2e: $passed passed, $failed failed$([ "$xfailed" -gt 0 ] && echo ", $xfailed expected to fail")$([ "$skipped" -gt 0 ] && echo ", $skipped skipped")"
+echo "e2e: $passed passed, $failed failed$([ "$skipped" -gt 0 ] && echo ", $skipped skipped")"
 [ "$failed" -eq 0 ]
