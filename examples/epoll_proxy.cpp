@@ -232,6 +232,7 @@ class proxy_loop {
   // open_connection relays client through upstream, the spare made before client was accepted.
   void open_connection(int client, int upstream, std::string peer, splice::sigpipe_scope& scope) {
     example::set_nodelay(client);
+    example::set_nodelay(upstream);
     if (!example::connect_fd(upstream, p_.upstream)) {
       example::log_connection(++p_.next_id, peer, 0, 0, false, {errno, std::system_category()}, "connect");
       close(client);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // tcp_proxy: the simplest use of the library. One thread per connection: accept, connect upstream,
-// splice::proxy until both directions end, close, log one line.
+// splice::proxy until both directions end, close, log one line. splice::proxy sets TCP_NODELAY on
+// both sockets (proxy_options::nodelay).
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 #include <condition_variable>
 #include <system_error>
@@ -47,7 +48,6 @@ int main(int argc, char** argv) {
       continue;
     }
     wait_ms = -1;
-    example::set_nodelay(client);
     const unsigned long id = ++next_id;
     const std::string who = example::to_string(reinterpret_cast<sockaddr*>(&peer));
     std::lock_guard<std::mutex> lock(mu);
