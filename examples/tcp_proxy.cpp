@@ -4,9 +4,9 @@
 // both sockets (proxy_options::nodelay).
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 #include <condition_variable>
-#include <system_error>
-#include <mutex>
 #include <map>
+#include <mutex>
+#include <system_error>
 #include <thread>
 
 #include <poll.h>
