@@ -185,11 +185,12 @@ inline std::size_t pipe_budget() noexcept {
   return std::size_t(pages) * std::size_t(::sysconf(_SC_PAGESIZE));
 }
 
-/// pipe_end_ready polls a pipe end without waiting.
+/// pipe_end_ready polls a pipe end without waiting: 1 ready, 0 not, -1 if poll failed.
 template <class Sys>
-bool pipe_end_ready(Sys& sys, int fd, short events) noexcept {
+int pipe_end_ready(Sys& sys, int fd, short events) noexcept {
   pollfd p{fd, events, 0};
-  return retry([&] { return sys.poll(&p, 1, 0); }) != 0;
+  const int n = retry([&] { return sys.poll(&p, 1, 0); });
+  return n < 0 ? -1 : n > 0;
 }
 
 }  // namespace detail

@@ -65,8 +65,8 @@ std::error_code make_pipe(Sys&, std::size_t, pipe&, const char*& op) noexcept {
 inline std::size_t pipe_budget() noexcept { return SIZE_MAX; }
 
 template <class Sys>
-bool pipe_end_ready(Sys&, int, short) noexcept {
-  return true;
+int pipe_end_ready(Sys&, int, short) noexcept {
+  return 1;
 }
 
 }  // namespace detail
