@@ -34,10 +34,11 @@ struct settings {
 /// Prints what the shared pipe pool did: pipes made and reused, and bytes moved each way.
 inline void print_pool() {
   const auto s = splice::pipe_pool::shared().stats();
-  std::printf("pipes: created %llu, reused %llu, discarded %llu, refused %llu; spliced %llu bytes, copied %llu\n",
+  std::printf("pipes: created %llu, reused %llu, discarded %llu, refused %llu, made smaller %llu, too small %llu; "
+              "spliced %llu bytes, copied %llu\n",
               (unsigned long long)s.created, (unsigned long long)s.reused, (unsigned long long)s.discarded,
-              (unsigned long long)s.exhausted, (unsigned long long)s.spliced_bytes,
-              (unsigned long long)s.copied_bytes);
+              (unsigned long long)s.exhausted, (unsigned long long)s.shrunk, (unsigned long long)s.undersized,
+              (unsigned long long)s.spliced_bytes, (unsigned long long)s.copied_bytes);
 }
 
 inline void usage(const char* prog) {
