@@ -30,14 +30,23 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+struct connection;
+
+// An fd of a connection, as epoll names it: which connection, and which of its two fds.
+struct side {
+  connection* c;
+  bool client;
+};
+
 struct connection {
   connection(unsigned long i, std::string p, int c, int u, const splice::options& opt)
       : id(i), peer(std::move(p)), client(c), upstream(u), up(u, c, splice::no_limit, opt),
-        down(c, u, splice::no_limit, opt) {}
+        down(c, u, splice::no_limit, opt), client_side{this, true}, upstream_side{this, false} {}
   unsigned long id;
   std::string peer;
   int client, upstream;
   splice::copier<> up, down;  // up: client -> upstream; down: upstream -> client
+  side client_side, upstream_side;
   splice::step s_up = splice::step::read, s_down = splice::step::read;
   bool up_ended = false, down_ended = false;
   bool queued = false;  // on the ready queue
@@ -115,8 +124,8 @@ class proxy_loop {
           accept_due_ = true;
         } else if (tag == &listener_) {
           accept_due_ = true;
-        } else if (auto* c = static_cast<connection*>(tag); !c->ended) {
-          drive(*c, scope, true);
+        } else if (auto* s = static_cast<side*>(tag); !s->c->ended) {
+          woken(*s, events[i].events, scope);
         }
       }
       run_ready(scope);
@@ -245,25 +254,40 @@ class proxy_loop {
     connection& c = conns_.emplace_back(++p_.next_id, std::move(peer), client, upstream, opt_);
     c.self = std::prev(conns_.end());
     c.last = now_;
-    // Each fd is watched both ways, edge-triggered, for the life of the connection: whatever a
-    // copier waits for (read, write or either), an edge on one of the two fds drives both.
+    // Each fd is watched both ways, edge-triggered, for the life of the connection; an edge
+    // drives the direction that waits for it (see woken).
     constexpr std::uint32_t both_ways = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    if (!watch(client, both_ways, &c) || !watch(upstream, both_ways, &c)) {
+    if (!watch(client, both_ways, &c.client_side) || !watch(upstream, both_ways, &c.upstream_side)) {
       end(c, {errno, std::system_category()}, "epoll_ctl");
       return;
     }
-    drive(c, scope, true);
+    drive(c, scope, true, true);
   }
 
-  // drive advances the directions of c: all that have not ended after an event, those that
-  // returned step::again when run from the ready queue. Each advance runs until EAGAIN (the next
-  // change is an edge that epoll reports), the end, or options::max_advance bytes (step::again:
-  // more is ready, and c goes on the ready queue).
-  void drive(connection& c, splice::sigpipe_scope& scope, bool after_event) {
+  // woken drives the directions of s's connection that wait for what the edge on s's fd says:
+  // readable for the direction that reads it, writable for the one that writes it; an error or a
+  // hang-up for both. A direction that waits for something else is left alone: it waits only
+  // after its fd said EAGAIN, so it gets an edge of its own, and advancing it now would cost a
+  // system call or two for nothing.
+  void woken(side& s, std::uint32_t ev, splice::sigpipe_scope& scope) {
+    connection& c = *s.c;
+    const bool in = ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP), out = ev & (EPOLLOUT | EPOLLERR | EPOLLHUP);
+    const auto reads = [](splice::step st) { return st == splice::step::read || st == splice::step::either; };
+    const auto writes = [](splice::step st) { return st == splice::step::write || st == splice::step::either; };
+    // The client's fd is up's src and down's dst; the upstream's, the other way round.
+    const bool run_up = s.client ? in && reads(c.s_up) : out && writes(c.s_up);
+    const bool run_down = s.client ? out && writes(c.s_down) : in && reads(c.s_down);
+    if (run_up || run_down) drive(c, scope, run_up, run_down);
+  }
+
+  // drive advances the directions of c it is told to, and those that returned step::again. Each
+  // advance runs until EAGAIN (the next change is an edge that epoll reports), the end, or
+  // options::max_advance bytes (step::again: more is ready, and c goes on the ready queue).
+  void drive(connection& c, splice::sigpipe_scope& scope, bool run_up, bool run_down) {
     c.last = now_;
     conns_.splice(conns_.end(), conns_, c.self);  // the list stays ordered by last activity
-    if (c.s_up != splice::step::done && (after_event || c.s_up == splice::step::again)) c.s_up = c.up.advance(scope);
-    if (c.s_down != splice::step::done && (after_event || c.s_down == splice::step::again))
+    if (c.s_up != splice::step::done && (run_up || c.s_up == splice::step::again)) c.s_up = c.up.advance(scope);
+    if (c.s_down != splice::step::done && (run_down || c.s_down == splice::step::again))
       c.s_down = c.down.advance(scope);
     settle(c, c.up, c.s_up, c.up_ended, c.upstream);
     settle(c, c.down, c.s_down, c.down_ended, c.client);
@@ -284,7 +308,7 @@ class proxy_loop {
     running_.swap(ready_);
     for (connection* c : running_) {
       c->queued = false;
-      if (!c->ended) drive(*c, scope, false);
+      if (!c->ended) drive(*c, scope, false, false);
     }
     running_.clear();
   }
