@@ -267,10 +267,14 @@ class copier {
 
   // splice_direct splices from src straight into dst (route::direct); one of them is the caller's
   // pipe. Invariant: nothing is held. EAGAIN means that src is empty or dst is full; unless one end
-  // is a regular file, blocked_direct finds out which.
+  // is a regular file, blocked_direct finds out which. Into TCP it asks for no more than the pipe
+  // holds (one FIONREAD): the kernel sends a pipe's buffers 16 at a time, and a batch that ends on
+  // the 16th buffer while more was asked for goes out with MSG_MORE, which TCP holds back for
+  // 200 ms when nothing follows. The relay's pump asks for exactly what its pipe holds already.
   ssize_t splice_direct() noexcept {
     op_ = "splice", raises_ = true;
-    const std::size_t asked = chunk(opt_.max_splice);
+    const std::size_t in_src_pipe = plan_.src_pipe && plan_.dst_tcp ? detail::pipe_bytes(sys_, src_) : 0;
+    const std::size_t asked = chunk(in_src_pipe > 0 ? in_src_pipe : opt_.max_splice);
     const ssize_t n = detail::splice_move(sys_, src_, dst_, asked);
     sent(n, asked);
     if (n > 0) delivered(std::size_t(n), true);

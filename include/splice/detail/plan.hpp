@@ -24,6 +24,7 @@ struct plan {
   bool src_nonblocking = false;   // O_NONBLOCK
   bool dst_nonblocking = false;
   bool dst_socket = false;        // send(MSG_NOSIGNAL) works on dst
+  bool dst_tcp = false;           // a splice into dst that asks for more than it gives may be held back
   bool src_tcp = false;           // splice from src stops at TCP's urgent mark
   bool src_pipe = false;          // route::direct: src is the caller's pipe (else dst is)
 };

@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -101,6 +102,7 @@ std::error_code make_plan(Sys& sys, int dst, int src, bool splice_from_unix, pla
   p.src_nonblocking = s.nonblocking;
   p.dst_nonblocking = d.nonblocking;
   p.dst_socket = d.socket;
+  p.dst_tcp = d.kind == end_kind::tcp;
   p.src_tcp = s.kind == end_kind::tcp;
   p.src_pipe = s.kind == end_kind::pipe;
   const bool from_socket = s.kind == end_kind::tcp || (s.kind == end_kind::unix_stream && splice_from_unix);
@@ -135,6 +137,13 @@ ssize_t send_file(Sys& sys, int out, int in, std::size_t n) noexcept {
 template <class Sys>
 ssize_t copy_range(Sys& sys, int in, int out, std::size_t n) noexcept {
   return retry([&] { return sys.copy_file_range(in, out, n); });
+}
+
+/// pipe_bytes returns how many bytes the pipe end fd holds (FIONREAD), or 0 if it cannot tell.
+template <class Sys>
+std::size_t pipe_bytes(Sys& sys, int fd) noexcept {
+  int n = 0;
+  return retry([&] { return sys.ioctl(fd, FIONREAD, &n); }) == 0 && n > 0 ? std::size_t(n) : 0;
 }
 
 /// make_pipe makes a non-blocking, close-on-exec pipe and asks for size bytes of capacity.

@@ -65,6 +65,11 @@ std::error_code make_pipe(Sys&, std::size_t, pipe&, const char*& op) noexcept {
 inline std::size_t pipe_budget() noexcept { return SIZE_MAX; }
 
 template <class Sys>
+std::size_t pipe_bytes(Sys&, int) noexcept {
+  return 0;
+}
+
+template <class Sys>
 int pipe_end_ready(Sys&, int, short) noexcept {
   return 1;
 }

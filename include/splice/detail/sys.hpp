@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@ struct posix_calls {
   }
   /// 1 when the next byte to read from a TCP socket is its urgent mark, 0 when not, -1 on error.
   int sockatmark(int fd) { return ::sockatmark(fd); }
+  int ioctl(int fd, unsigned long request, int* arg) { return ::ioctl(fd, request, arg); }
   int fstat(int fd, struct stat* st) { return ::fstat(fd, st); }
   int pipe(int fds[2]) { return ::pipe(fds); }
   int fcntl(int fd, int cmd, int arg) { return ::fcntl(fd, cmd, arg); }
