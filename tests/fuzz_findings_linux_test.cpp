@@ -6,6 +6,9 @@
 #include <csignal>
 #include <string>
 
+#include <linux/sockios.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
@@ -216,4 +219,61 @@ TEST_CASE("a read-back of the pipe that says EAGAIN does not end the copy with E
   run_to_end(c);
   CHECK(c.result().error != std::errc::resource_unavailable_try_again);
   CHECK(c.result().bytes == data.size());
+}
+
+namespace {
+
+/// A TCP pair on 127.0.0.1 whose buffers are set before the handshake, as a proxy that sizes its
+/// sockets does: `a` connected, `b` accepted.
+test::tcp_pair make_sized_tcp(int bytes) {
+  test::fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  test::set_buffers(listener.get(), bytes);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  test::check(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len) == 0, "bind");
+  test::check(::listen(listener.get(), 1) == 0, "listen");
+  test::check(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0, "getsockname");
+  test::tcp_pair p;
+  p.a.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  test::set_buffers(p.a.get(), bytes);
+  test::check(::connect(p.a.get(), reinterpret_cast<sockaddr*>(&addr), len) == 0, "connect");
+  p.b.reset(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  test::check(bool(p.b), "accept");
+  for (int fd : {p.a.get(), p.b.get()}) {
+    const int on = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  }
+  return p;
+}
+
+}  // namespace
+
+// Finding 5 (latency). route::direct splices from the caller's pipe into dst asking max_splice
+// bytes, more than the pipe holds. splice_to_socket() (fs/splice.c) sends the pipe's buffers 16 at a
+// time and adds MSG_MORE while it believes more follow; after the 16th buffer its loop stops with
+// `tail` still on that buffer, so a pipe of exactly 16 buffers gets MSG_MORE on its only batch.
+// When those buffers hold less than a full segment (a default 64 KiB pipe whose first page is
+// partly filled, say), TCP holds the segment back: the bytes reach the peer only when a timer
+// fires, about 200 ms later (seen with 256 KiB socket buffers on 6.18), while the copier, having
+// moved them, waits for more. Fix: toward a socket, ask for no more than the pipe holds (FIONREAD),
+// as the relay's pump already does; then the batch ends the request and goes out at once.
+TEST_CASE("bytes spliced from a pipe of 16 buffers into TCP leave at once, not held for a timer",
+          "[fuzz-finding][latency][!shouldfail]") {
+  auto out = make_sized_tcp(256 << 10);
+  auto [r, w] = test::make_pipe();  // 64 KiB: 16 buffers
+  test::set_nonblocking(r.get());
+  test::set_nonblocking(w.get());
+  test::set_nonblocking(out.b.get());  // dst: the accepted socket (the connected one sent at once here)
+  const std::string data = test::payload(16 + 65536);
+  REQUIRE(::write(w.get(), data.data(), 16) == 16);  // the first page, partly filled
+  // A write of whole pages starts a new page: 15 more fill the pipe.
+  REQUIRE(::write(w.get(), data.data() + 16, 65536) == 61440);
+  splice::copier<> c(out.b.get(), r.get());
+  CHECK(c.advance() == splice::step::read);
+  CHECK(c.result().bytes == 61456);
+  int unsent = -1;
+  REQUIRE(::ioctl(out.b.get(), SIOCOUTQNSD, &unsent) == 0);
+  CHECK(unsent == 0);  // everything left for the peer
 }

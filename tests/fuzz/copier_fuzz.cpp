@@ -230,6 +230,36 @@ struct end {
 
 void set_int(int fd, int level, int name, int v) { ::setsockopt(fd, level, name, &v, sizeof v); }
 
+int ioctl_int(int fd, unsigned long req) {
+  int v = 0;
+  return ::ioctl(fd, req, &v) == 0 ? v : -1;
+}
+
+/// tcp_state is what TCP_INFO says of a socket's sending side. glibc's struct tcp_info stops at
+/// tcpi_total_retrans; the kernel's goes on (Linux 6.2 and later reach tcpi_snd_wnd).
+struct tcp_state {
+  bool known = false;
+  std::uint32_t unacked = 0, notsent = 0, window = 0;  // segments; bytes; the peer's window
+};
+tcp_state state(int fd) {
+  struct {
+    tcp_info head;
+    std::uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+    std::uint32_t segs_out, segs_in, notsent_bytes, min_rtt, data_segs_in, data_segs_out;
+    std::uint64_t delivery_rate, busy_time, rwnd_limited, sndbuf_limited;
+    std::uint32_t delivered, delivered_ce;
+    std::uint64_t bytes_sent, bytes_retrans;
+    std::uint32_t dsack_dups, reord_seen, rcv_ooopack, snd_wnd;
+  } info{};
+  static_assert(sizeof info.head == 104, "glibc's tcp_info ends at tcpi_total_retrans");
+  socklen_t len = sizeof info;
+  tcp_state s;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || len < sizeof info) return s;
+  s.known = true;
+  s.unacked = info.head.tcpi_unacked, s.notsent = info.notsent_bytes, s.window = info.snd_wnd;
+  return s;
+}
+
 /// close_hard closes a socket with RST, so that no TIME_WAIT is left behind.
 void close_hard(test::fd& f) {
   if (!f) return;
@@ -253,6 +283,19 @@ class stock {
     return e;
   }
 
+  /// quiet says whether a TCP end can serve the next execution as if new: nothing queued or
+  /// unacknowledged either way, and the writer sees the reader's whole window. A reader that
+  /// drained a full buffer may not advertise the room it got back; the writer would learn of it
+  /// from a window probe, 200 ms later.
+  bool quiet(const end& e, role r, kind k) const {
+    const int writer = r == src_role ? e.peer.get() : e.mine.get();
+    const int reader = r == src_role ? e.mine.get() : e.peer.get();
+    if (std::getenv("COPIER_FUZZ_FRESH_TCP")) return false;
+    const tcp_state w = state(writer);
+    return w.known && w.unacked == 0 && w.notsent == 0 && w.window >= window_[k == tcp_small] / 2 &&
+           ioctl_int(reader, SIOCINQ) == 0 && ioctl_int(writer, SIOCINQ) == 0;
+  }
+
   /// Returns the fds the stock holds open.
   int open() const {
     int n = bool(listeners_[0]) + bool(listeners_[1]);
@@ -274,22 +317,15 @@ class stock {
       case tcp:
       case tcp_small: {
         const int at = k == tcp ? 0 : 1;
-        if (!listeners_[at]) listen(at, k == tcp_small);
+        if (!listeners_[at]) listen(at, k);
         test::fd a(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        // Loopback TCP with small buffers stalls on window probes (hundreds of ms each) unless
-        // its segments are small too.
-        if (k == tcp_small) set_int(a.get(), IPPROTO_TCP, TCP_MAXSEG, 1000);
+        tune(a.get(), k);
         const auto* to = reinterpret_cast<const sockaddr*>(&addr_[at]);
         test::check(::connect(a.get(), to, sizeof addr_[at]) == 0, "connect");
         test::fd b(::accept4(listeners_[at].get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-        test::check(bool(b), "accept4");
+        test::check(bool(b), "accept4");  // it inherits the listener's settings
         set_flag(a.get(), O_NONBLOCK, true);
-        // Fixed buffers: no autotuning, so a schedule behaves the same on every run.
-        for (int fd : {a.get(), b.get()}) {
-          set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-          set_int(fd, SOL_SOCKET, SO_SNDBUF, k == tcp ? 256 << 10 : 4096);
-          set_int(fd, SOL_SOCKET, SO_RCVBUF, k == tcp ? 256 << 10 : 16384);
-        }
+        if (window_[at] == 0) window_[at] = state(a.get()).window;
         e.mine = std::move(b), e.peer = std::move(a);
         break;
       }
@@ -323,10 +359,23 @@ class stock {
     }
   }
 
-  void listen(int at, bool small) {
+  // tune sets a TCP socket up, before it connects or listens, so that the kernel's own timers play
+  // no part: fixed buffers (no autotuning), known before the handshake so that the window scale
+  // fits them; no Nagle; Reno, since BBR (the default here) paces segments out by a timer. Small
+  // buffers take small segments too: a 1 KiB window scale and 64 KiB segments overrun a small
+  // receive buffer, and the dropped segments come back by a 200 ms retransmission timer.
+  static void tune(int fd, kind k) {
+    ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "reno", 4);
+    set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    set_int(fd, SOL_SOCKET, SO_SNDBUF, k == tcp ? 256 << 10 : 4096);
+    set_int(fd, SOL_SOCKET, SO_RCVBUF, k == tcp ? 256 << 10 : 16384);
+    if (k == tcp_small) set_int(fd, IPPROTO_TCP, TCP_MAXSEG, 1000);
+  }
+
+  void listen(int at, kind k) {
     test::fd& l = listeners_[at];
     l.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (small) set_int(l.get(), IPPROTO_TCP, TCP_MAXSEG, 1000);
+    tune(l.get(), k);
     sockaddr_in& addr = addr_[at];
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -338,6 +387,7 @@ class stock {
 
   end ends_[2][kind_count];
   test::fd listeners_[2];  // for tcp and tcp_small
+  std::uint32_t window_[2] = {};  // the receive window a new pair advertises
   sockaddr_in addr_[2]{};
 };
 
@@ -358,10 +408,6 @@ short revents(int fd, short events) {
 }
 bool readable(int fd) { return revents(fd, POLLIN) & (POLLIN | POLLHUP | POLLERR); }
 bool writable(int fd) { return revents(fd, POLLOUT) & (POLLOUT | POLLHUP | POLLERR); }
-int ioctl_int(int fd, unsigned long req) {
-  int v = 0;
-  return ::ioctl(fd, req, &v) == 0 ? v : -1;
-}
 
 // ---- One execution ------------------------------------------------------------------------------
 
@@ -599,12 +645,22 @@ class execution {
     while (got_.size() < bytes) {
       if (take_dst(SIZE_MAX) > 0) continue;
       if (!is_tcp(dst_kind_) || now_ms() > until) break;
+      nudge();
       pollfd p{dst_->peer.get(), POLLIN, 0};
-      ::poll(&p, 1, 10);
+      ::poll(&p, 1, 1);
     }
   }
 
   void changed() { ready_calls_ = 0; }
+
+  // nudge has the TCP ends send now what they hold back, which would otherwise wait for a timer:
+  // both receivers their delayed ACKs, and dst a segment the kernel held back after a splice (see
+  // finding 5 in tests/fuzz_findings_linux_test.cpp; setting TCP_NODELAY pushes it out).
+  void nudge() {
+    if (is_tcp(src_kind_)) set_int(src_->mine.get(), IPPROTO_TCP, TCP_QUICKACK, 1);
+    if (is_tcp(dst_kind_)) set_int(dst_->mine.get(), IPPROTO_TCP, TCP_NODELAY, 1);
+    if (is_tcp(dst_kind_) && !dst_gone_) set_int(dst_->peer.get(), IPPROTO_TCP, TCP_QUICKACK, 1);
+  }
 
   // ---- The copier
 
@@ -711,7 +767,8 @@ class execution {
       pollfd p[2] = {{src_->mine.get(), POLLIN, 0}, {dst_->mine.get(), POLLOUT, 0}};
       if (s == step::read) p[1].fd = -1;
       if (s == step::write) p[0].fd = -1;
-      ::poll(p, 2, 10);
+      nudge();
+      ::poll(p, 2, 1);
     }
     return false;
   }
@@ -765,8 +822,9 @@ class execution {
         if (ioctl_int(src_->peer.get(), TIOCOUTQ) == 0 && !readable(fd)) break;
       }
       if (now_ms() > until) violation("src's peer's bytes never arrived");
+      nudge();
       pollfd p{fd, POLLIN, 0};
-      ::poll(&p, 1, 10);
+      ::poll(&p, 1, 1);
     }
   }
 
@@ -881,10 +939,8 @@ class execution {
   // whose peer ended or went away is closed, to be made again on its next use.
   void restore() {
     if (blocking_ == 2) set_flag(dst_->mine.get(), O_NONBLOCK, true);
-    if (is_tcp(src_kind_) && !src_->spoiled) {
-      // Bytes the copier's peer acknowledged late would show up in the next execution.
-      if (ioctl_int(src_->peer.get(), TIOCOUTQ) != 0 || ioctl_int(src_->mine.get(), SIOCINQ) != 0) src_->spoiled = true;
-    }
+    if (is_tcp(src_kind_) && !src_->spoiled && !stock_.quiet(*src_, src_role, src_kind_)) src_->spoiled = true;
+    if (is_tcp(dst_kind_) && !dst_->spoiled && !stock_.quiet(*dst_, dst_role, dst_kind_)) dst_->spoiled = true;
     if (!is_file(dst_kind_) && !dst_->spoiled && readable(dst_->peer.get())) dst_->spoiled = true;
     for (auto [e, k] : {std::pair{src_, src_kind_}, std::pair{dst_, dst_kind_}})
       if (e->spoiled) stock::drop(*e, k);
