@@ -1,56 +1,68 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target: one thread drives a splice::copier over real fds while the fuzzer's bytes play
-// both peers, and every execution is checked against a model. Build and run: .ci/fuzz [SECONDS]
+// both peers, and every execution is checked against a model. Build and run: .ci/fuzz [SECONDS];
+// the seeds come from tests/fuzz/make_seeds.py. COPIER_FUZZ_TRACE=1 prints every advance().
 //
-// Design. An execution costs no thread, no sleep and, mostly, no new fd: the ends (TCP pairs on
-// 127.0.0.1 with large or small buffers, unix socketpairs, pipes of 64 KiB or one page, files on
-// tmpfs and on disk) are made on first use and kept across executions, drained back to empty after
-// each. Only an end whose peer has ended (FIN, close, reset) is made again, on its next use: a
-// socketpair or pipe2 call, or a connect on loopback; pairs close with RST, so no TIME_WAIT piles
-// up. The copier's pipes come from the fuzzer's own pools (one-page pipes, 1 MiB pipes, and a pool
-// that has none to give).
+// Design. An execution starts no thread and never sleeps; it mostly makes no fd either. The ends
+// (TCP pairs on 127.0.0.1 with large or small buffers, unix socketpairs, pipes of 64 KiB or one
+// page, files on tmpfs and on disk) are made on first use and kept across executions, drained
+// back to empty after each. An end whose peer has ended (FIN, close, reset) is made again on its
+// next use: socketpair or pipe2, or a connect on loopback for TCP (measured: no slower per
+// execution than reuse); so is a TCP pair that is not quiet (bytes unacknowledged, or a window its
+// writer has not yet seen reopen). TCP pairs close with RST, so no TIME_WAIT piles up. TCP is set
+// up so that the kernel's timers stay out of the way (see stock::tune); where the kernel still
+// holds bytes back, the driver nudges it (execution::nudge) and, for TCP only, waits for it with a
+// deadline. The copier's pipes come from the fuzzer's own pools: one-page pipes, 1 MiB pipes, and
+// one that has none to give.
 //
 // Input: a header picks src and dst, the options (every field, with zeros and ones among the
-// values), the limit (0, small, around the buffer and pipe sizes, no_limit), SO_OOBINLINE, start
-// offsets of files, O_APPEND, a blocking end now and then, and the faults: up to 8 seam calls by
-// index, each given EINTR, EAGAIN, a short count, or a terminal error (ECONNRESET, EPIPE, ENOMEM,
-// EINVAL, ENOSYS, EXDEV, EIO, ENOBUFS); and a rate of random EINTR, EAGAIN and short counts. The
-// rest is a script, one byte per step: advance(), advance() until it waits, write n bytes into
-// src's peer, send one urgent byte (MSG_OOB) into a TCP src, end src (shutdown or close of the
-// writer), reset src, read n bytes from dst's peer, make dst's peer go away (close after draining
-// or not, or reset), stop(). When the script runs out, the driver acts as an event loop that has
-// nothing more to send: it calls advance() again while the fd named is ready, ends src when the
-// copier waits to read, drains dst when it waits to write, until step::done.
+// values), the limit (0, small, around the buffer and pipe sizes, no_limit), SO_OOBINLINE, file
+// offsets, O_APPEND, now and then a blocking end, and the faults: up to 8 seam calls by index, each
+// given EINTR, EAGAIN, a short count, or a terminal error (ECONNRESET, EPIPE, ENOMEM, EINVAL,
+// ENOSYS, EXDEV, EIO, ENOBUFS), and a rate of random EINTR, EAGAIN and short counts. Every call the
+// copier makes goes through the seam. The rest is a script, one byte a step: advance(), advance()
+// until it waits (under one sigpipe_scope if the header says so), write n bytes into src's peer
+// (append to a src file), send one urgent byte (MSG_OOB) into a TCP src, end src (shutdown, or
+// close of the pipe's writer), reset a TCP src, read n bytes from dst's peer, make dst's peer go
+// away (close, after reading all or not, or reset), stop(). When the script runs out, the driver
+// is an event loop with nothing more to send: it calls advance() again while the fd named is
+// ready, ends src when the copier waits to read, drains dst when it waits to write; until done,
+// within a budget of calls that the bytes given explain.
 //
 // Model. Stream position i carries pattern()[i] (below 0x80), or for an urgent byte 0x80 | i, so
-// every byte says where it belongs. What a read(2) loop on src delivers is the stream, except that
-// with SO_OOBINLINE off an urgent byte may be missing: Linux keeps only the latest urgent byte out
-// of band, and an earlier one becomes ordinary data or is dropped depending on where the reader
-// stands when the next arrives. So the model asks: every byte other than an urgent one exactly, in
-// order; an earlier urgent byte present or absent; the latest urgent byte absent (it is out of band
-// whenever a reader reaches it); with SO_OOBINLINE on, every urgent byte present. Checked after
-// each execution:
+// every byte says where it belongs. A read(2) loop on src delivers the stream, except that with
+// SO_OOBINLINE off an urgent byte may be missing: Linux keeps only the latest urgent byte out of
+// band; an earlier one becomes ordinary data, or is dropped if the reader stands on it when the
+// next arrives, which depends on timing. So the model asks for every other byte exactly, in
+// order; an earlier urgent byte present or absent; the latest absent (it is out of band whenever a
+// reader reaches it); and with SO_OOBINLINE on, every urgent byte present. Checked after each
+// execution:
 // - dst got the stream from its start, in this sense; src still holds the stream up to its end;
-//   the gap between them holds exactly the bytes lost: result().unsent, and the bytes written into
-//   a dst whose peer went away before reading them (result().bytes - got);
-// - result().bytes == what dst's peer read (or what the file holds past its prefix) while the peer
-//   lives, and does not grow once a pipe's or unix socket's peer is gone; bytes <= limit;
-// - success means unsent == 0 and held() == 0, and bytes == limit or src ended and has nothing
-//   left; an error is one that was injected, EPIPE or ECONNRESET from a peer that went away,
-//   ECONNRESET from a reset src, or stop()'s own; invalid options give EINVAL from "options" and a
-//   blocking socket or pipe EINVAL from "fcntl", touching no byte, and options or a limit of 0
-//   make no system call at all; userspace never splices;
-// - file offsets moved by exactly the bytes moved; the pool's in_use is 0 and its byte counters
-//   grew by bytes; after done, advance() says done and calls nothing; no fd leaked (counted in
-//   /proc/self/fd); SIGPIPE keeps its default disposition, so one let through kills the run.
+//   the gap between the two holds exactly the bytes lost: result().unsent, plus those written into
+//   a dst whose peer went away without reading them;
+// - result().bytes == what dst's peer read (or what a dst file holds past its prefix) while the
+//   peer lives; it does not grow once a pipe's or unix socket's reader is gone; bytes <= limit;
+// - success means unsent == 0, and bytes == limit or src ended and has nothing left. An error is
+//   one that was injected, EPIPE or ECONNRESET from a dst whose peer went away, ECONNRESET from a
+//   reset src, or stop()'s own. Invalid options give EINVAL from "options" and a blocking socket
+//   or pipe EINVAL from "fcntl", touching no byte; invalid options or a limit of 0 make no system
+//   call at all. userspace never splices;
+// - file offsets moved by exactly the bytes moved; the pool's in_use is 0 after done and its byte
+//   counters grew by bytes (spliced ones iff result().spliced); after done, advance() says done and
+//   calls nothing; no fd leaked (/proc/self/fd counted before and after); a SIGPIPE that reaches
+//   the process aborts it (on_sigpipe).
 // Checked after every advance():
 // - never step::read for a file src, step::write for a file dst, step::either with a file;
-//   step::again only after max_advance bytes (or an injected EAGAIN on a file);
-// - no spin: step::read leaves src not readable and step::write leaves dst not writable (poll, at
-//   once, for pipes and unix sockets, whose readiness only this thread changes); and never three
-//   advance() calls in a row that move nothing and name an fd that poll says is ready (TCP
-//   readiness can change by the kernel's timers between a call and the poll, so once is allowed).
-//   A call misled by an injected EAGAIN, a failed poll or sockatmark is exempt until bytes move.
+//   step::again only after max_advance bytes (or an injected EAGAIN on a file); no call moves more
+//   than max_advance plus one move; held() is 0 once done;
+// - no spin: step::read leaves src not readable and step::write leaves dst not writable (checked
+//   by poll at once for pipes and unix sockets, whose readiness only this thread changes); and
+//   never three calls in a row that move nothing and name an fd poll finds ready (TCP readiness
+//   also changes by the kernel's timers, between a call and the poll). A copier misled by a fault
+//   (an injected EAGAIN, a failed poll or sockatmark) is exempt until bytes move.
+//
+// Findings still open are let pass where the code says "known finding"; each has a test in
+// tests/fuzz_findings_linux_test.cpp, and the exemption goes with its fix.
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -76,7 +88,7 @@ namespace {
 
 using splice_lib::step;
 
-/// Known finding (tests/fuzz_findings_linux_test.cpp): a splice or sendfile into a TCP socket whose
+/// Known finding 1 (tests/fuzz_findings_linux_test.cpp): a splice or sendfile into a TCP socket whose
 /// peer has gone can move bytes and raise SIGPIPE in the same call; the copier takes care of
 /// SIGPIPE only after a call that failed, so this one reaches the process. Until it is fixed, a
 /// SIGPIPE is let pass while dst is TCP and its peer has gone.
@@ -290,7 +302,6 @@ class stock {
   bool quiet(const end& e, role r, kind k) const {
     const int writer = r == src_role ? e.peer.get() : e.mine.get();
     const int reader = r == src_role ? e.mine.get() : e.peer.get();
-    if (std::getenv("COPIER_FUZZ_FRESH_TCP")) return false;
     const tcp_state w = state(writer);
     return w.known && w.unacked == 0 && w.notsent == 0 && w.window >= window_[k == tcp_small] / 2 &&
            ioctl_int(reader, SIOCINQ) == 0 && ioctl_int(writer, SIOCINQ) == 0;
@@ -654,8 +665,8 @@ class execution {
   void changed() { ready_calls_ = 0; }
 
   // nudge has the TCP ends send now what they hold back, which would otherwise wait for a timer:
-  // both receivers their delayed ACKs, and dst a segment the kernel held back after a splice (see
-  // finding 5 in tests/fuzz_findings_linux_test.cpp; setting TCP_NODELAY pushes it out).
+  // both receivers their delayed ACKs, and dst a segment the kernel held back after a splice
+  // (known finding 5; setting TCP_NODELAY pushes it out).
   void nudge() {
     if (is_tcp(src_kind_)) set_int(src_->mine.get(), IPPROTO_TCP, TCP_QUICKACK, 1);
     if (is_tcp(dst_kind_)) set_int(dst_->mine.get(), IPPROTO_TCP, TCP_NODELAY, 1);
@@ -745,8 +756,8 @@ class execution {
       if (n > budget) violation("no end: more advance() calls than the bytes explain");
       const step s = advance();
       if (s == step::done || s == step::again) continue;
-      // Misled by a fault, the copier may name the wrong fd until bytes move (a failed poll, see
-      // tests/fuzz_findings_linux_test.cpp): then the other end's events come anyway.
+      // Known finding 2: misled by a failed poll, the copier names the wrong fd until bytes move,
+      // and a level-triggered loop would spin. The other end's events come anyway: act on both.
       if (ready(s) && !faults_.misled) continue;
       bool acted = false;
       if ((s != step::write || faults_.misled) && !src_ended_) end_src(), acted = true;
@@ -855,7 +866,7 @@ class execution {
     if (!r.error) {
       if (r.unsent != 0) violation("success with unsent bytes");
       const bool all = src_ended_at_done_ && (is_file(src_kind_) ? left_at_done_ == 0 : left_.empty());
-      // Known finding (see tests/fuzz_findings_linux_test.cpp): a failing sockatmark() makes the
+      // Known finding 3: a failing sockatmark() makes the
       // urgent mark look like the end of the stream.
       if (r.bytes != limit_ && !all && !faults_.atmark_failed) violation("success before the limit and the end of src");
     } else {
@@ -867,7 +878,7 @@ class execution {
                             faults_.errors > std::size(faults_.injected);
       const bool refused = e == std::errc::invalid_argument && r.bytes == 0 &&
                            ((invalid && std::strcmp(r.op, "options") == 0) || (blocking_ && std::strcmp(r.op, "fcntl") == 0));
-      // Known finding: when dst refuses splice (EINVAL, ENOSYS), the pipe's bytes are read back
+      // Known finding 4: when dst refuses splice (EINVAL, ENOSYS), the pipe's bytes are read back
       // with one read(2); an EAGAIN there ends the copy with EAGAIN.
       const bool unload = faults_.errors > 0 && e == std::errc::resource_unavailable_try_again && std::strcmp(r.op, "splice") == 0;
       if (!peer_gone && !src_gone && !timed_out && !injected && !refused && !unload) violation("an error nothing explains");
