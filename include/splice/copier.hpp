@@ -125,8 +125,32 @@ class copier {
 
   /// The same, for a caller that already holds a sigpipe_scope in this thread.
   step advance(sigpipe_scope& scope) noexcept {
+    const step s = run(scope);
+    if (std::exchange(maybe_raised_, false)) scope.note(std::make_error_code(std::errc::broken_pipe));
+    return s;
+  }
+
+  /// Ends the copy with ec (a caller's deadline, say). Bytes held count as unsent.
+  void stop(std::error_code ec, const char* op) noexcept {
+    if (done_) return;
+    result_.error = ec;
+    result_.op = op;
+    result_.unsent = held();
+    done_ = true;
+    release_pipe();  // closes the pipe if it holds bytes: they are lost with the stream
+    record_in_pool();
+    in_pipe_ = 0;
+    buf_begin_ = buf_end_ = 0;
+  }
+
+ private:
+  // run is advance(): the copier's state machine. Moves what it can, then says what it waits for.
+  step run(sigpipe_scope& scope) noexcept {
     if (done_) return step::done;
-    if (!started_ && !start(scope)) return step::done;
+    if (!started_) {
+      const char* op = "";
+      if (auto ec = start(op)) return fail(scope, ec, op);
+    }
     const std::uint64_t at_entry = result_.bytes;
     for (;;) {
       if (held() == 0 && (eof_ || remaining_ == 0)) return finish();
@@ -149,35 +173,21 @@ class copier {
     }
   }
 
-  /// Ends the copy with ec (a caller's deadline, say). Bytes held count as unsent.
-  void stop(std::error_code ec, const char* op) noexcept {
-    if (done_) return;
-    result_.error = ec;
-    result_.op = op;
-    result_.unsent = held();
-    done_ = true;
-    release_pipe();  // closes the pipe if it holds bytes: they are lost with the stream
-    record_in_pool();
-    in_pipe_ = 0;
-    buf_begin_ = buf_end_ = 0;
-  }
-
- private:
-  // start checks the options and learns the ends, once, before the first byte moves. Every
-  // failure here leaves src untouched; a copy with limit 0 touches neither fd.
-  bool start(sigpipe_scope& scope) noexcept {
+  // start checks the options and learns the ends, once, before the first byte moves; it returns
+  // what ends the copy before it begins. src is untouched on every failure, and a copy with limit
+  // 0 touches neither fd.
+  std::error_code start(const char*& op) noexcept {
     started_ = true;
-    if (!detail::valid(opt_)) return fail(scope, std::make_error_code(std::errc::invalid_argument), "options"), false;
-    if (remaining_ == 0) return true;
-    const char* op = "";
-    if (auto ec = detail::make_plan(sys_, dst_, src_, opt_.splice_from_unix, plan_, op)) return fail(scope, ec, op), false;
+    const auto invalid = std::make_error_code(std::errc::invalid_argument);
+    if (!detail::valid(opt_)) return op = "options", invalid;
+    if (remaining_ == 0) return {};
+    if (auto ec = detail::make_plan(sys_, dst_, src_, opt_.splice_from_unix, plan_, op)) return ec;
     const bool src_blocks = !plan_.src_always_ready && !plan_.src_nonblocking;
     const bool dst_blocks = !plan_.dst_always_ready && !plan_.dst_nonblocking;
-    if (!blocking_ok_ && (src_blocks || dst_blocks))
-      return fail(scope, std::make_error_code(std::errc::invalid_argument), "fcntl"), false;
+    if (!blocking_ok_ && (src_blocks || dst_blocks)) return op = "fcntl", invalid;
     route_ = opt_.userspace ? detail::route::user : plan_.how;
     adaptive_ = route_ == detail::route::relay;
-    return true;
+    return {};
   }
 
   // take moves the next chunk out of src, by the route's way. Invariant: nothing is held. Returns
@@ -220,6 +230,7 @@ class copier {
     const ssize_t n = detail::retry([&] {
       return plan_.dst_socket ? sys_.send(dst_, p, len, MSG_NOSIGNAL) : sys_.write(dst_, p, len);
     });
+    if (raises_) sent(n, len);
     if (n > 0) buf_begin_ += std::size_t(n), delivered(std::size_t(n), false);
     return written(n);
   }
@@ -236,7 +247,7 @@ class copier {
       return n;
     }
     const bool src_empty = n < 0 && detail::would_block(errno);
-    if ((n == 0 || src_empty) && at_urgent_mark()) return read_buffer();
+    if ((n == 0 || src_empty) && at_urgent_mark() != 0) return read_buffer();
     if (src_empty) {
       release_pipe();  // an idle copy holds no pipe; the next take gets one again
       waits_for_ = step::read;
@@ -249,6 +260,7 @@ class copier {
   ssize_t pump() noexcept {
     op_ = "splice", raises_ = true;
     const ssize_t n = detail::splice_move(sys_, pipe_.r.get(), dst_, in_pipe_);
+    sent(n, in_pipe_);
     if (n > 0) in_pipe_ -= std::size_t(n), delivered(std::size_t(n), true);
     return written(n);
   }
@@ -258,9 +270,11 @@ class copier {
   // is a regular file, blocked_direct finds out which.
   ssize_t splice_direct() noexcept {
     op_ = "splice", raises_ = true;
-    const ssize_t n = detail::splice_move(sys_, src_, dst_, chunk(opt_.max_splice));
+    const std::size_t asked = chunk(opt_.max_splice);
+    const ssize_t n = detail::splice_move(sys_, src_, dst_, asked);
+    sent(n, asked);
     if (n > 0) delivered(std::size_t(n), true);
-    if (n == 0 && at_urgent_mark()) return read_buffer();
+    if (n == 0 && at_urgent_mark() != 0) return read_buffer();
     if (n < 0 && detail::would_block(errno)) return blocked_direct();
     return n;
   }
@@ -270,20 +284,20 @@ class copier {
   // empty src pipe or a full dst pipe is the one to wait for, and only its other side can change
   // that, with an edge. A pipe end found ready means the other end said EAGAIN, unless the pipe
   // changed between the splice and the poll: then step::either. It stays ready until the copier
-  // moves a byte, so the next EAGAIN without a byte moved names the other end for sure.
+  // moves a byte, so the next EAGAIN without a byte moved names the other end for sure. A poll
+  // that fails settles nothing: step::either.
   ssize_t blocked_direct() noexcept {
+    errno = EAGAIN;
     if (plan_.src_always_ready || plan_.dst_always_ready) {
       waits_for_ = plan_.src_always_ready ? step::write : step::read;  // a file never says EAGAIN
-    } else if (plan_.src_pipe) {
-      const bool had_bytes = pipe_end_ready_ || detail::pipe_end_ready(sys_, src_, POLLIN);
-      waits_for_ = !had_bytes ? step::read : pipe_end_ready_ ? step::write : step::either;
-      pipe_end_ready_ = had_bytes;
-    } else {
-      const bool had_room = pipe_end_ready_ || detail::pipe_end_ready(sys_, dst_, POLLOUT);
-      if (had_room && at_urgent_mark()) return read_buffer();
-      waits_for_ = !had_room ? step::write : pipe_end_ready_ ? step::read : step::either;
-      pipe_end_ready_ = had_room;
+      return -1;
     }
+    const int pipe_end = plan_.src_pipe ? src_ : dst_;
+    const int ready = pipe_end_ready_ ? 1 : detail::pipe_end_ready(sys_, pipe_end, plan_.src_pipe ? POLLIN : POLLOUT);
+    if (!plan_.src_pipe && ready != 0 && at_urgent_mark() != 0) return read_buffer();  // src may be at its mark
+    const step at_pipe = plan_.src_pipe ? step::read : step::write, other = plan_.src_pipe ? step::write : step::read;
+    waits_for_ = ready == 0 ? at_pipe : ready > 0 && pipe_end_ready_ ? other : step::either;
+    pipe_end_ready_ = ready > 0;
     errno = EAGAIN;
     return -1;
   }
@@ -292,7 +306,9 @@ class copier {
   // ended (a file that shrank ends the copy at its new end); EAGAIN means dst is full.
   ssize_t send_file() noexcept {
     op_ = "sendfile", raises_ = true;
-    const ssize_t n = detail::send_file(sys_, dst_, src_, chunk(opt_.max_splice));
+    const std::size_t asked = chunk(opt_.max_splice);
+    const ssize_t n = detail::send_file(sys_, dst_, src_, asked);
+    sent(n, asked);
     if (n > 0) delivered(std::size_t(n), true);
     if (n < 0) waits_for_ = step::write;
     return n;
@@ -310,6 +326,14 @@ class copier {
     return n;
   }
 
+  // sent notes what a call into dst that raises SIGPIPE along with EPIPE (splice, sendfile, write)
+  // returned. Such a call can send a chunk, meet a peer that has just gone on the next chunk, raise
+  // SIGPIPE, and still return the first chunk's count. So a short count leaves open whether
+  // SIGPIPE is pending until a later call into dst settles it (a dead dst stays dead, so a count
+  // or an EAGAIN says it lives, and EPIPE is noted as any failure); an advance() that ends with it
+  // open lets its scope consume a pending SIGPIPE (see advance).
+  void sent(ssize_t n, std::size_t asked) noexcept { maybe_raised_ = n > 0 && std::size_t(n) < asked; }
+
   // written finishes a write to dst: 0 from a write that asked for bytes is an error, and EAGAIN
   // means dst is full (a regular file is never waited for).
   ssize_t written(ssize_t n) noexcept {
@@ -318,14 +342,16 @@ class copier {
     return n;
   }
 
-  // at_urgent_mark says whether splice out of a TCP src stopped at the urgent mark (one system
-  // call, made only when a splice out of TCP returned 0 or EAGAIN).
-  bool at_urgent_mark() noexcept {
-    if (!plan_.src_tcp) return false;
+  // at_urgent_mark says whether splice out of a TCP src stopped at the urgent mark: 1 yes, 0 no,
+  // -1 if sockatmark failed, where read(2) is the safe next step (it crosses a mark, and otherwise
+  // says what splice said). One system call, made only when a splice out of TCP returned 0 or
+  // EAGAIN.
+  int at_urgent_mark() noexcept {
+    if (!plan_.src_tcp) return 0;
     const int saved = errno;
-    const bool at = detail::retry([&] { return sys_.sockatmark(src_); }) == 1;
+    const int at = detail::retry([&] { return sys_.sockatmark(src_); });
     errno = saved;
-    return at;
+    return at < 0 ? -1 : at > 0;
   }
 
   // falls_back says whether a failed kernel move may hand the copy to user space: EINVAL or ENOSYS
@@ -339,14 +365,20 @@ class copier {
   }
 
   // unload_pipe reads the pipe's bytes back into the buffer when dst refuses splice (EINVAL or
-  // ENOSYS), so the copy goes on in user space without losing them.
+  // ENOSYS), so the copy goes on in user space without losing them. If that fails, the copy ends
+  // with dst's refusal, and held() still counts every byte.
   bool unload_pipe() noexcept {
-    if (!reserve(in_pipe_)) return false;
-    const ssize_t n = detail::retry([&] { return sys_.read(pipe_.r.get(), buf_.get(), in_pipe_); });
-    if (n != ssize_t(in_pipe_)) return false;
-    buf_begin_ = 0, buf_end_ = in_pipe_, in_pipe_ = 0;
-    to_user();
-    return true;
+    const int refusal = errno;
+    buf_begin_ = buf_end_ = 0;  // the buffer is empty while the pipe holds bytes
+    bool ok = reserve(in_pipe_);
+    while (ok && in_pipe_ > 0) {
+      const ssize_t n = detail::retry([&] { return sys_.read(pipe_.r.get(), buf_.get() + buf_end_, in_pipe_); });
+      ok = n > 0;
+      if (ok) buf_end_ += std::size_t(n), in_pipe_ -= std::size_t(n);
+    }
+    errno = refusal;
+    if (ok) to_user();
+    return ok;
   }
 
   // choose_route runs before each take of a relay copy, when nothing is held, so no byte is in
@@ -438,6 +470,7 @@ class copier {
   bool adaptive_ = false;       // a relay that may leave its pipe and take one again
   bool pipe_end_ready_ = false; // route::direct: the pipe end was ready, and no byte moved since
   bool raises_ = false;         // the last move's call raises SIGPIPE along with EPIPE
+  bool maybe_raised_ = false;   // a call into dst returned a short count; see sent()
   bool mask_sigpipe_ = true;    // advance() blocks SIGPIPE (off when the host ignores it)
   bool started_ = false, eof_ = false, done_ = false, blocking_ok_ = false;
 };

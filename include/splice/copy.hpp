@@ -30,8 +30,9 @@ result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options
     std::error_code ec;
     switch (c.advance()) {
       case step::done: return c.result();
-      case step::again: continue;   // nothing else to run on this thread
-      case step::either: continue;  // the next advance() names one fd
+      case step::again:   // nothing else to run on this thread
+      case step::either:  // the next advance() names one fd
+        continue;
       case step::read: ec = poller.wait_readable(src); break;
       case step::write: ec = poller.wait_writable(dst); break;
     }

@@ -5,6 +5,8 @@
 #define SPLICE_DETAIL_SPLICE_LINUX_HPP_
 
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <system_error>
 
 #include <fcntl.h>
@@ -104,13 +106,14 @@ std::error_code make_plan(Sys& sys, int dst, int src, bool splice_from_unix, pla
   const bool from_socket = s.kind == end_kind::tcp || (s.kind == end_kind::unix_stream && splice_from_unix);
   const bool to_socket = d.kind == end_kind::tcp || d.kind == end_kind::unix_stream;
   const bool to_file = d.kind == end_kind::file;
-  if (d.append) p.how = route::user;
-  else if (s.kind == end_kind::file && to_file) p.how = route::copy_range;
+  const bool pipe_pair = (s.kind == end_kind::pipe && (to_socket || to_file || d.kind == end_kind::pipe)) ||
+                         (d.kind == end_kind::pipe && (from_socket || s.kind == end_kind::file));
+  p.how = route::user;
+  if (d.append) return {};
+  if (s.kind == end_kind::file && to_file) p.how = route::copy_range;
   else if (s.kind == end_kind::file && to_socket) p.how = route::sendfile;
-  else if (s.kind == end_kind::pipe && (to_socket || to_file || d.kind == end_kind::pipe)) p.how = route::direct;
-  else if (d.kind == end_kind::pipe && (from_socket || s.kind == end_kind::file)) p.how = route::direct;
+  else if (pipe_pair) p.how = route::direct;
   else if (from_socket && (to_socket || to_file)) p.how = route::relay;
-  else p.how = route::user;
   return {};
 }
 
@@ -161,11 +164,33 @@ std::error_code make_pipe(Sys& sys, std::size_t size, pipe& p, const char*& op) 
   return {};
 }
 
-/// pipe_end_ready polls a pipe end without waiting.
+/// pipe_budget returns the pipe capacity an unprivileged process may hold (fs.pipe-user-pages-soft
+/// pages, for all of its user's processes), or SIZE_MAX for a privileged one (CAP_SYS_RESOURCE or
+/// CAP_SYS_ADMIN in effect), which the kernel exempts, and where the limit is 0 or unreadable.
+inline std::size_t pipe_budget() noexcept {
+  constexpr std::size_t none = SIZE_MAX;
+  unsigned long long pages = 0, caps = 0;
+  if (FILE* f = std::fopen("/proc/sys/fs/pipe-user-pages-soft", "re")) {
+    if (std::fscanf(f, "%llu", &pages) != 1) pages = 0;
+    (void)std::fclose(f);
+  }
+  if (FILE* f = std::fopen("/proc/self/status", "re")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
+    (void)std::fclose(f);
+  }
+  constexpr unsigned long long exempt = (1ull << 24) | (1ull << 21);  // CAP_SYS_RESOURCE, CAP_SYS_ADMIN
+  if (pages == 0 || (caps & exempt)) return none;
+  return std::size_t(pages) * std::size_t(::sysconf(_SC_PAGESIZE));
+}
+
+/// pipe_end_ready polls a pipe end without waiting: 1 ready, 0 not, -1 if poll failed.
 template <class Sys>
-bool pipe_end_ready(Sys& sys, int fd, short events) noexcept {
+int pipe_end_ready(Sys& sys, int fd, short events) noexcept {
   pollfd p{fd, events, 0};
-  return retry([&] { return sys.poll(&p, 1, 0); }) != 0;
+  const int n = retry([&] { return sys.poll(&p, 1, 0); });
+  return n < 0 ? -1 : n > 0;
 }
 
 }  // namespace detail

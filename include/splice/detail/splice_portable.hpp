@@ -4,6 +4,7 @@
 #define SPLICE_DETAIL_SPLICE_PORTABLE_HPP_
 
 #include <cstddef>
+#include <cstdint>
 #include <system_error>
 
 #include "fd.hpp"
@@ -61,9 +62,11 @@ std::error_code make_pipe(Sys&, std::size_t, pipe&, const char*& op) noexcept {
   return std::make_error_code(std::errc::function_not_supported);
 }
 
+inline std::size_t pipe_budget() noexcept { return SIZE_MAX; }
+
 template <class Sys>
-bool pipe_end_ready(Sys&, int, short) noexcept {
-  return true;
+int pipe_end_ready(Sys&, int, short) noexcept {
+  return 1;
 }
 
 }  // namespace detail
