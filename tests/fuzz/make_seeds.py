@@ -2,7 +2,9 @@
 """Writes the seed corpus of tests/fuzz/copier_fuzz.cpp into tests/fuzz/corpus: one input per route
 (user space, relay, direct, sendfile, copy_file_range) and per kind of event (urgent data, a peer
 that goes away, a reset, stop(), refused options, faults). The input format is the one decode() and
-play() read in copier_fuzz.cpp; keep the two in step. Run: python3 tests/fuzz/make_seeds.py"""
+play() read in copier_fuzz.cpp; keep the two in step. Files named finding-* are inputs with which
+the fuzzer found a bug (tests/fuzz_findings_linux_test.cpp); they are kept as they are.
+Run: python3 tests/fuzz/make_seeds.py"""
 import os
 import struct
 
@@ -112,7 +114,8 @@ SEEDS = {
 def main():
     os.makedirs(CORPUS, exist_ok=True)
     for name in os.listdir(CORPUS):
-        os.remove(os.path.join(CORPUS, name))
+        if not name.startswith("finding-"):  # inputs the fuzzer found a bug with stay
+            os.remove(os.path.join(CORPUS, name))
     for name, data in SEEDS.items():
         with open(os.path.join(CORPUS, name), "wb") as f:
             f.write(data)
