@@ -326,13 +326,17 @@ class stock {
       case tcp_small: {
         const int at = k == tcp ? 0 : 1;
         if (!listeners_[at]) listen(at, k);
-        test::fd a(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        test::fd a(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
         tune(a.get(), k);
+        // libFuzzer's timer signal interrupts blocking calls: connect without blocking, and let
+        // accept, which returns once the handshake is done, wait.
         const auto* to = reinterpret_cast<const sockaddr*>(&addr_[at]);
-        test::check(::connect(a.get(), to, sizeof addr_[at]) == 0, "connect");
-        test::fd b(::accept4(listeners_[at].get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-        test::check(bool(b), "accept4");  // it inherits the listener's settings
-        set_flag(a.get(), O_NONBLOCK, true);
+        const int c = ::connect(a.get(), to, sizeof addr_[at]);
+        test::check(c == 0 || errno == EINPROGRESS, "connect");
+        int fd;
+        while ((fd = ::accept4(listeners_[at].get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0)
+          test::check(errno == EINTR, "accept4");
+        test::fd b(fd);  // it inherits the listener's settings
         if (window_[at] == 0) window_[at] = state(a.get()).window;
         e.mine = std::move(b), e.peer = std::move(a);
         break;
