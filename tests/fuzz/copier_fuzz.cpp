@@ -19,15 +19,15 @@
 // values), the limit (0, small, around the buffer and pipe sizes, no_limit), SO_OOBINLINE, file
 // offsets, O_APPEND, now and then a blocking end, and the faults: up to 8 seam calls by index, each
 // given EINTR, EAGAIN, a short count, or a terminal error (ECONNRESET, EPIPE, ENOMEM, EINVAL,
-// ENOSYS, EXDEV, EIO, ENOBUFS), and a rate of random EINTR, EAGAIN and short counts. Every call the
-// copier makes goes through the seam. The rest is a script, one byte a step: advance(), advance()
-// until it waits (under one sigpipe_scope if the header says so), write n bytes into src's peer
-// (append to a src file), send one urgent byte (MSG_OOB) into a TCP src, end src (shutdown, or
-// close of the pipe's writer), reset a TCP src, read n bytes from dst's peer, make dst's peer go
-// away (close, after reading all or not, or reset), stop(). When the script runs out, the driver
-// is an event loop with nothing more to send: it calls advance() again while the fd named is
-// ready, ends src when the copier waits to read, drains dst when it waits to write; until done,
-// within a budget of calls that the bytes given explain.
+// ENOSYS, EXDEV, EIO, ENOBUFS, EOPNOTSUPP, EPERM), and a rate of random EINTR, EAGAIN and short
+// counts. Every call the copier makes goes through the seam. The rest is a script, one byte a
+// step: advance(); advance() until it waits (under one sigpipe_scope if the header says so); write
+// n bytes into src's peer (append to a src file); send one urgent byte (MSG_OOB) into a TCP src;
+// end src (shutdown, or close of the pipe's writer); reset a TCP src; read n bytes from dst's
+// peer; make dst's peer go away (close, after reading all or not, or reset); stop(). When the
+// script runs out, the driver is an event loop with nothing more to send: it calls advance() again
+// while the fd named is ready, ends src when the copier waits to read, drains dst when it waits to
+// write; until done, within a budget of calls that the bytes given explain.
 //
 // Model. Stream position i carries pattern()[i] (below 0x80), or for an urgent byte 0x80 | i, so
 // every byte says where it belongs. A read(2) loop on src delivers the stream, except that with
@@ -123,7 +123,7 @@ struct script {
 // ---- Faults through the seam ------------------------------------------------------------------
 
 enum fault : int { none, eintr, eagain, short_one, short_half, terminal };
-constexpr int terminal_errnos[] = {ECONNRESET, EPIPE, ENOMEM, EINVAL, ENOSYS, EXDEV, EIO, ENOBUFS};
+constexpr int terminal_errnos[] = {ECONNRESET, EPIPE, ENOMEM, EINVAL, ENOSYS, EXDEV, EIO, ENOBUFS, EOPNOTSUPP, EPERM};
 constexpr int fault_kinds = terminal + int(std::size(terminal_errnos));
 
 /// faults is what one execution injects, and what the injections did.
