@@ -12,8 +12,8 @@
 // writer has not yet seen reopen). TCP pairs close with RST, so no TIME_WAIT piles up. TCP is set
 // up so that the kernel's timers stay out of the way (see stock::tune); where the kernel still
 // holds bytes back, the driver nudges it (execution::nudge) and, for TCP only, waits for it with a
-// deadline. The copier's pipes come from the fuzzer's own pools: one-page pipes, 1 MiB pipes, and
-// one that has none to give.
+// deadline. The copier's pipes come from a pool of the fuzzer's own, made for each execution:
+// one-page pipes, 1 MiB pipes, none to give, or a byte budget that shrinks the pipes it makes.
 //
 // Input: a header picks src and dst, the options (every field, with zeros and ones among the
 // values), the limit (0, small, around the buffer and pipe sizes, no_limit), SO_OOBINLINE, file
@@ -70,6 +70,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -117,7 +118,10 @@ struct script {
   const std::uint8_t* p;
   std::size_t n;
   std::uint8_t next() { return n ? (--n, *p++) : 0; }
-  std::uint16_t next16() { return std::uint16_t(next() | next() << 8); }
+  std::uint16_t next16() {
+    const std::uint8_t low = next();  // in this order: the operands of | are unsequenced
+    return std::uint16_t(low | next() << 8);
+  }
 };
 
 // ---- Faults through the seam ------------------------------------------------------------------
@@ -403,14 +407,20 @@ class stock {
   sockaddr_in addr_[2]{};
 };
 
-/// The copier's pipe pools: one-page pipes, 1 MiB pipes, and a pool that has none to give.
-splice_lib::pipe_pool& pool(int i) {
-  static splice_lib::pipe_pool pools[] = {
-      splice_lib::pipe_pool({4096, 2, 8}), splice_lib::pipe_pool({std::size_t(1) << 20, 2, 8}),
-      splice_lib::pipe_pool({4096, 0, 0})};
-  return pools[i];
+/// The copier's pipe pools, one made for each execution, so that none carries state from one to
+/// the next (a pool that met an undersized pipe refuses pipes for a second): one-page pipes, 1 MiB
+/// pipes, a pool with none to give, and one whose byte budget has room for a 256 KiB pipe only.
+/// max_bytes is set, so that making a pool reads nothing from /proc.
+constexpr int pools = 4;
+splice_lib::pipe_pool::config pool_config(int i) {
+  constexpr std::size_t mib = std::size_t(1) << 20;
+  switch (i) {
+    case 0: return {4096, 2, 8, 64 * mib, 4096};
+    case 1: return {mib, 2, 8, 64 * mib, 65536};
+    case 2: return {4096, 0, 0, 64 * mib, 4096};
+    default: return {mib, 2, 8, 256 << 10, 65536};
+  }
 }
-constexpr int pools = 3;
 
 // ---- Readiness ----------------------------------------------------------------------------------
 
@@ -447,7 +457,6 @@ class execution {
     src_ = &stock_.get(src_role, src_kind_);
     dst_ = &stock_.get(dst_role, dst_kind_);
     prepare();
-    for (int i = 0; i < pools; ++i) pool_before_[i] = pool(i).stats();
     sys_.f = &faults_;
     faults_.dst = dst_->mine.get();
   }
@@ -491,7 +500,7 @@ class execution {
     opt_.splice_after = b & 3;
     opt_.small_splice = small_splices[(b >> 2) & 7];
     pool_ = (b >> 5) % pools;
-    opt_.pool = &pool(pool_);
+    opt_.pool = &pools_.emplace(pool_config(pool_));
     const std::uint8_t lc = in_.next();
     const std::uint16_t lv = in_.next16();
     const std::uint64_t near = lv % 3;  // -1, 0 or +1 around a size
@@ -734,7 +743,7 @@ class execution {
   void on_done() {
     done_ = true;
     if (cp_->held() != 0) violation("held() after done");
-    if (pool(pool_).stats().in_use != 0) violation("pool in_use after done");
+    if (pools_->stats().in_use != 0) violation("pool in_use after done");
     if (is_file(src_kind_)) {
       struct stat st {};
       ::fstat(src_->mine.get(), &st);
@@ -886,11 +895,10 @@ class execution {
       violation("a blocking socket or pipe not refused");
     if ((invalid || blocking_) && r.bytes != 0) violation("a refused copy moved bytes");
 
-    const auto& before = pool_before_[pool_];
-    const auto after = pool(pool_).stats();
+    const auto after = pools_->stats();
     if (after.in_use != 0) violation("pool in_use after the copy");
-    const std::uint64_t spliced = after.spliced_bytes - before.spliced_bytes;
-    if (spliced + after.copied_bytes - before.copied_bytes != r.bytes) violation("the pool's byte counters");
+    const std::uint64_t spliced = after.spliced_bytes;
+    if (spliced + after.copied_bytes != r.bytes) violation("the pool's byte counters");
     if ((spliced > 0) != r.spliced) violation("the pool's spliced bytes disagree with result().spliced");
   }
 
@@ -986,7 +994,7 @@ class execution {
   std::uint64_t src_size_ = 0, prefix_ = 0;
   faults faults_;
   fuzzed_calls sys_;
-  splice_lib::pipe_pool::counters pool_before_[pools];
+  std::optional<splice_lib::pipe_pool> pools_;  // the copier's (see pool_config)
   splice_lib::copier<fuzzed_calls>* cp_ = nullptr;
   splice_lib::result result_;
 
@@ -1023,11 +1031,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static stock ends;
   // libFuzzer itself may open fds between executions (its symbolizer's pipes): count ours only.
   const int others = test::open_fds() - ends.open();
-  script in{data, size};
-  execution x(ends, in);
-  x.run();
-  x.check_and_restore();
-  for (int i = 0; i < pools; ++i) pool(i).clear();
+  {
+    script in{data, size};
+    execution x(ends, in);
+    x.run();
+    x.check_and_restore();
+  }  // the execution's pipe pool closes its idle pipes
   if (test::open_fds() - ends.open() != others) {
     std::fprintf(stderr, "copier_fuzz: fd leak: %d open, expected %d\n", test::open_fds(), others + ends.open());
     std::abort();

@@ -65,6 +65,7 @@ SEEDS = {
     "relay-tcp-to-disk-file": header(TCP, DISK_FILE) + ENDED,
     "relay-unix-to-tcp-from-unix": header(UNIX, TCP, FROM_UNIX) + ENDED,
     "relay-no-pipe-to-give": header(TCP, TCP, pool=2) + ENDED,
+    "relay-pool-budget-shrinks-pipes": header(TCP, TCP, pool=3) + ENDED,
     "relay-adaptive-small-splices": header(TCP, TCP, splice_after=1, small_splice=6)
     + (give(100) + UNTIL_WAIT) * 10 + give(65536) + UNTIL_WAIT + TAKE_ALL + give(65536) + UNTIL_WAIT + END_SRC,
     "direct-pipe-to-tcp": header(PIPE, TCP) + ENDED,
