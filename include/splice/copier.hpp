@@ -28,8 +28,9 @@ struct options {
   std::size_t buffer_size = std::size_t(64) << 10;
   /// Most bytes asked of one splice(2), sendfile(2) or copy_file_range(2) call.
   std::size_t max_splice = std::size_t(1) << 20;
-  /// Most bytes one advance() delivers before it returns step::again, so that one busy stream
-  /// cannot hold an event loop's thread. copy() and proxy() simply call again.
+  /// Once one advance() has delivered this many bytes it returns step::again, so that one busy
+  /// stream cannot hold an event loop's thread (the last move may take it past the bound by up to
+  /// max_splice or buffer_size). copy() and proxy() simply call again.
   std::size_t max_advance = std::size_t(1) << 20;
   /// A socket-to-socket copy starts on a pipe, moves to user space after 8 splices in a row that
   /// each took less than small_splice bytes (or less than the pipe holds, if that is smaller): a
