@@ -32,9 +32,10 @@
 // options::max_advance bytes. The handler runs on its associated executor, never inside the
 // initiating call, after every wait the operation queued has come back. No thread of its own.
 //
-// Costs per wait, on top of the copier's system calls: one poll(2) with a zero timeout, which makes
-// the wait immune to a lost wakeup on multi-threaded io_contexts (see detail/async_ops.hpp). One
-// allocation per operation.
+// Costs: one allocation per operation; per wait, asio's own (an epoll_ctl that re-arms the fd, which
+// also keeps a readiness edge from being lost on an io_context run by several threads; see
+// detail/async_ops.hpp) and one handler through the strand; the copier's system calls as in
+// splice::copy.
 #ifndef SPLICE_ASIO_HPP_
 #define SPLICE_ASIO_HPP_
 

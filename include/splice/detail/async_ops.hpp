@@ -14,7 +14,6 @@
 #include <type_traits>
 #include <utility>
 
-#include <poll.h>
 #include <sys/socket.h>
 
 #include "../splice.hpp"
@@ -66,7 +65,7 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   struct wait_slot {
     typename Net::cancellation_signal signal;
     bool pending = false;  // queued, and its handler has not run yet
-    bool ours = false;     // cancelled by this op: its operation_aborted means "look again"
+    bool ours = false;     // cancelled by this op: its operation_aborted is no error
   };
   struct direction {
     std::optional<Copier> copier;
@@ -78,6 +77,7 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   // cancel_forwarder sits in the caller's cancellation slot and may be called on any thread: it
   // only records the request and hands it to the strand. The weak_ptr lets it outlive the op.
   struct cancel_forwarder {
+    explicit cancel_forwarder(std::weak_ptr<relay_op> p) noexcept : op(std::move(p)) {}
     std::weak_ptr<relay_op> op;
     void operator()(cancellation_type type) const {
       if (auto p = op.lock()) {
@@ -148,35 +148,18 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
     }
   }
 
-  // wait queues the waits a step asks for, then looks at their fds once more with a zero-timeout
-  // poll(2). asio's async_wait is not speculative: the reactor registers each fd edge-triggered,
-  // and an edge that comes while no wait is queued only marks the fd for the next speculative
-  // operation, which a wait is not. On an io_context run by several threads another thread can
-  // take the edge that comes between the copier's EAGAIN and the queuing of the wait, and the wait
-  // would then sleep until the next edge, which may never come. The readiness that edge announced
-  // is still there (only this direction reads src and writes dst), so the poll finds it, and that
-  // wait is cancelled through its own cancellation slot (socket.cancel() would cancel the other
-  // direction's waits too); its completion then advances the copier as a readiness would. Any edge
-  // after the poll completes the queued wait. Cost: one poll(2) per wait. A failed poll (ENOMEM)
-  // leaves the waits as they are.
+  // wait queues the waits a step asks for. A readiness edge that another thread of the io_context
+  // takes between the copier's EAGAIN and the queuing of the wait is not lost, although asio's
+  // async_wait is not speculative and its reactor, finding no wait queued, drops that edge: when
+  // a wait is queued on an fd with no operation of its kind queued, the reactor re-arms the fd
+  // (epoll_ctl(EPOLL_CTL_MOD) in epoll_reactor::start_op since asio 1.4.7, kevent(EV_ADD) on
+  // kqueue; the select and io_uring backends are level-triggered), and the kernel reports a ready
+  // fd again. The test "a readiness edge another thread takes before the wait is queued..." loses
+  // the wakeup without that re-arm. So a wait costs no system call of this op's own.
   void wait(int i, bool read, bool write) {
     direction& d = dir_[i];
-    pollfd fds[2];
-    wait_slot* slots[2];
-    nfds_t n = 0;
-    if (read) {
-      with_src(i, [&](auto& s) { start_wait(i, d.read, s, s.wait_read); });
-      fds[n] = {d.copier->src(), POLLIN, 0};
-      slots[n++] = &d.read;
-    }
-    if (write) {
-      with_dst(i, [&](auto& s) { start_wait(i, d.write, s, s.wait_write); });
-      fds[n] = {d.copier->dst(), POLLOUT, 0};
-      slots[n++] = &d.write;
-    }
-    if (retry([&] { return sys_.poll(fds, n, 0); }) <= 0) return;
-    for (nfds_t k = 0; k < n; ++k)
-      if (fds[k].revents) cancel(*slots[k]);
+    if (read) with_src(i, [&](auto& s) { start_wait(i, d.read, s, s.wait_read); });
+    if (write) with_dst(i, [&](auto& s) { start_wait(i, d.write, s, s.wait_write); });
   }
 
   template <class Stream>
@@ -189,7 +172,8 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
                            })));
   }
 
-  // cancel cancels one queued wait of this op, and no other operation on its socket.
+  // cancel cancels one queued wait of this op through its own slot; socket.cancel() would cancel
+  // the other direction's waits, and the caller's operations, too.
   void cancel(wait_slot& w) {
     if (!w.pending || w.ours) return;
     w.ours = true;
