@@ -3,8 +3,8 @@
 # End-to-end tests of the example proxies with real clients, all on 127.0.0.1:
 # iperf3 (-P 8, both directions), curl downloading and uploading 256 MiB (sha256 compared),
 # 500 concurrent echo connections with random payloads (fd count back to baseline afterwards), and
-# a half-close exchange; each through tcp_proxy and epoll_proxy, spliced and with --userspace.
-#   run.sh TCP_PROXY EPOLL_PROXY
+# a half-close exchange; each through every proxy given, spliced and with --userspace.
+#   run.sh PROXY...     (tcp_proxy, epoll_proxy, and asio_proxy when it is built)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 for tool in iperf3 curl python3 sha256sum; do
@@ -93,8 +93,12 @@ echo_many() {  # 500 concurrent connections; then the proxy's sockets are back t
   return 1
 }
 
-for proxy in "$1" "$2"; do
-  for flags in "" --userspace; do
+[ $# -gt 0 ] || { echo "usage: run.sh PROXY..."; exit 2; }
+for proxy in "$@"; do
+  flag_sets=("" --userspace)
+  # asio_proxy also on an io_context run by four threads, where both directions share a strand
+  [ "$(basename "$proxy")" = asio_proxy ] && flag_sets+=("--threads 4")
+  for flags in "${flag_sets[@]}"; do
     name="$(basename "$proxy")${flags:+ $flags}"
     start_proxy "$proxy" "$iperf_port" $flags && {
       check "$name: iperf3 -P 8" iperf "$proxy_port"
