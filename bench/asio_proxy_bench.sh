@@ -34,12 +34,15 @@ while read -r proxy flags; do
   "$bin/examples/$proxy" 127.0.0.1:0 "127.0.0.1:$iperf_port" $flags >"$work/p.log" & pid=$!
   port=$(port_of "$work/p.log")
   t0=$(cpu_ticks "$pid")
-  iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -P 4 -J >"$work/i.json"
+  iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -P 4 -J >"$work/i.json" || true
   t1=$(cpu_ticks "$pid")
   kill -TERM "$pid"; wait "$pid" || true
+  # A failed iperf3 run (its JSON says why) leaves the row's first two columns as "error".
   read -r gbps cpu < <(python3 -c "
-import json
-e = json.load(open('$work/i.json'))['end']['sum_received']
+import json, sys
+j = json.load(open('$work/i.json'))
+if 'error' in j: print('error error'); print(j['error'], file=sys.stderr); sys.exit()
+e = j['end']['sum_received']
 print(f\"{e['bits_per_second'] / 1e9:.2f} {($t1 - $t0) / $hz / (e['bytes'] / 2**30):.3f}\")")
   # shellcheck disable=SC2086
   "$bin/examples/$proxy" 127.0.0.1:0 "127.0.0.1:$up" $flags >"$work/p.log" & pid=$!

@@ -5,6 +5,7 @@
 #ifndef SPLICE_DETAIL_ASYNC_OPS_HPP_
 #define SPLICE_DETAIL_ASYNC_OPS_HPP_
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -233,9 +234,8 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
     const unsigned t = cancel_requested_.load(std::memory_order_acquire);
     if (t & static_cast<unsigned>(cancellation_type::terminal)) return true;
     if (!(t & static_cast<unsigned>(cancellation_type::partial | cancellation_type::total))) return false;
-    for (const direction& d : dir_)
-      if (!d.ended && d.copier->held() > 0) return false;
-    return true;
+    return std::all_of(std::begin(dir_), std::end(dir_),
+                       [](const direction& d) { return d.ended || d.copier->held() == 0; });
   }
 
   void touch() {
@@ -262,9 +262,8 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
 
   // maybe_complete calls the handler once nothing of this op is queued anywhere.
   void maybe_complete() {
-    if (done_ || timer_pending_) return;
-    for (const direction& d : dir_)
-      if (!d.ended || d.posted || d.read.pending || d.write.pending) return;
+    const auto idle = [](const direction& d) { return d.ended && !d.posted && !d.read.pending && !d.write.pending; };
+    if (done_ || timer_pending_ || !std::all_of(std::begin(dir_), std::end(dir_), idle)) return;
     done_ = true;
     Result r;
     if constexpr (both_ways) {
