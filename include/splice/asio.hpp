@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// splice::async_copy and splice::async_proxy on standalone asio (1.22 and later): the same engine as
-// splice::copy, driven by the io_context instead of a blocking poll. <splice/boost_asio.hpp> is the
-// same for Boost.Asio; both may be included in one translation unit.
+// splice::async_copy and splice::async_proxy on standalone asio (1.19 and later, for per-operation
+// cancellation; tested with 1.22): the same engine as splice::copy, driven by the io_context instead
+// of a blocking poll. <splice/boost_asio.hpp> is the same for Boost.Asio; both may be included in one
+// translation unit.
 //
 //   co_await splice::async_copy(dst, src, asio::use_awaitable);                 // until end of file
 //   co_await splice::async_copy(dst, src, limit, asio::use_awaitable);          // at most limit bytes
@@ -24,11 +25,11 @@
 // terminal cancellation is honoured at once; partial and total once nothing taken from src is held
 // (copier::held() == 0), possibly after the bytes held have been written. The operation then
 // completes with error::operation_aborted, bytes exact and what was held reported in unsent. A
-// socket's cancel() or close() ends it the same way at its next wait (op "async_wait"), or at its
-// next step if it is not waiting (op "close").
+// socket's cancel() or close() ends it the same way (op "async_wait"); a close() that comes while
+// the operation is between waits ends it at its next step (op "close").
 //
-// Execution: every step runs on a strand of the (first) stream's executor, so the two directions of a
-// proxy never race, on any number of threads; a copy yields to the executor (a post) after
+// Execution: every step runs on a strand of src's executor (async_copy) or a's (async_proxy), so the
+// two directions of a proxy never race, on any number of threads; a copy yields to the executor after
 // options::max_advance bytes. The handler runs on its associated executor, never inside the
 // initiating call, after every wait the operation queued has come back. No thread of its own.
 //

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// splice::async_copy and splice::async_proxy on Boost.Asio (Boost 1.80 and later): the same operations
-// as <splice/asio.hpp> describes, with boost::system::error_code in the handler, from the same engine
-// (detail/async_ops.hpp). Both headers may be included in one translation unit.
+// splice::async_copy and splice::async_proxy on Boost.Asio (Boost 1.77 and later, for per-operation
+// cancellation; tested with 1.81): the operations <splice/asio.hpp> describes, with
+// boost::system::error_code in the handler, from the same engine (detail/async_ops.hpp). Both headers
+// may be included in one translation unit.
 //
 //   co_await splice::async_proxy(client, upstream, opt, boost::asio::use_awaitable);
 #ifndef SPLICE_BOOST_ASIO_HPP_
