@@ -25,7 +25,8 @@ def medians(path):
     for b in doc["benchmarks"]:
         if b.get("aggregate_name") == "median":
             out[key(b["run_name"])] = b
-        elif b.get("run_type") == "iteration" and b["run_name"] not in out and "repetitions" not in b:
+    for b in doc["benchmarks"]:  # a single repetition has no aggregates: its one run is the median
+        if b.get("run_type") == "iteration" and key(b["run_name"]) not in out:
             out[key(b["run_name"])] = b
     return doc["context"], out
 
@@ -38,9 +39,9 @@ def size(n):
 def main():
     context, m = medians(sys.argv[1])
     chunks = sorted({int(k.split("/")[1]) for k in m if k.startswith("BM_stream_splice/")})
+    reps = next(iter(m.values())).get("repetitions", 1) if m else 0
     print(f"Machine: {context.get('num_cpus')} CPUs at {context.get('mhz_per_cpu')} MHz; "
-          f"medians of {context.get('benchmark_repetitions', m and next(iter(m.values())).get('repetitions', 1))} "
-          f"interleaved repetitions.\n")
+          f"medians of {reps} interleaved repetitions.\n")
     print("| chunk | splice MB/s | user-space MB/s | throughput ratio | splice CPU s/GiB | user-space CPU s/GiB "
           "| CPU ratio | all threads CPU ratio | syscalls/MiB splice / user |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -109,7 +110,7 @@ def main():
             _, chunk, val = k.split("/")
             print(f"| {size(val)} | {size(chunk)} | {m[k]['bytes_per_second'] / 1e6:.0f} | {m[k]['cpu_s_per_GiB']:.3f} |")
 
-    if len(sys.argv) > 2 and shutil.which("gnuplot"):
+    if rows and len(sys.argv) > 2 and shutil.which("gnuplot"):
         with tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False) as d:
             for c, sb, ub, sc, uc in rows:
                 d.write(f"{c >> 10} {sb} {ub} {sc} {uc}\n")

@@ -5,6 +5,7 @@
 // ratio holds on a noisy machine. bench/report.py turns the JSON output into a table and a chart.
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -289,18 +290,25 @@ void BM_short_splice(benchmark::State& s) { short_copies(s, defaults()); }
 void BM_short_eager(benchmark::State& s) { short_copies(s, eager()); }
 void BM_short_userspace(benchmark::State& s) { short_copies(s, userspace()); }
 
+/// The real system calls, except that sockatmark answers "not at the mark" without a system call:
+/// the ping-pong with it and without it measures what crossing TCP urgent marks costs.
+struct no_mark_check : splice::system_calls {
+  int sockatmark(int) { return 0; }
+};
+
 /// Latency: 64-byte request/response ping-pong through a copy in each direction, as a proxy does.
-void ping_pong(benchmark::State& state, splice::options opt) {
+template <class Sys = splice::system_calls>
+void ping_pong(benchmark::State& state, splice::options opt, Sys sys = {}) {
   test::relay up, down;  // up: client -> server, down: server -> client
   // The client writes up.in.a and reads down.out.b; the server reads up.out.b and writes down.in.a.
   std::thread fwd([&] {
     splice::poll_poller p;
-    splice::copy(up.dst(), up.src(), splice::no_limit, p, opt);
+    splice::copy(up.dst(), up.src(), splice::no_limit, p, opt, sys);
     ::shutdown(up.dst(), SHUT_WR);
   });
   std::thread back([&] {
     splice::poll_poller p;
-    splice::copy(down.dst(), down.src(), splice::no_limit, p, opt);
+    splice::copy(down.dst(), down.src(), splice::no_limit, p, opt, sys);
     ::shutdown(down.dst(), SHUT_WR);
   });
   std::thread server([&] {
@@ -336,6 +344,16 @@ void ping_pong(benchmark::State& state, splice::options opt) {
 void BM_pingpong_splice(benchmark::State& s) { ping_pong(s, defaults()); }
 void BM_pingpong_eager(benchmark::State& s) { ping_pong(s, eager()); }
 void BM_pingpong_userspace(benchmark::State& s) { ping_pong(s, userspace()); }
+void BM_pingpong_eager_nomark(benchmark::State& s) { ping_pong(s, eager(), no_mark_check{}); }
+
+/// Short copies in a host that ignores SIGPIPE and says so: no mask calls around each advance().
+void BM_short_sigpipe_ignored(benchmark::State& s) {
+  auto old = std::signal(SIGPIPE, SIG_IGN);
+  splice::options o;
+  o.sigpipe_ignored = true;
+  short_copies(s, o);
+  std::signal(SIGPIPE, old);
+}
 
 void chunks(benchmark::internal::Benchmark* b) {
   for (std::int64_t c = 1 << 10; c <= 1 << 20; c *= 2) b->Arg(c);
@@ -363,8 +381,10 @@ BENCHMARK(BM_short_userspace)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Uni
 BENCHMARK(BM_pingpong_splice)->Iterations(10000)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_pingpong_eager)->Iterations(10000)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_pingpong_userspace)->Iterations(10000)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pingpong_eager_nomark)->Iterations(10000)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_short_sigpipe_ignored)->Arg(4 << 10)->Arg(64 << 10)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_stream_pipe_size)
-    ->ArgsProduct({{64 << 10, 1 << 20}, {64 << 10, 256 << 10, 1 << 20}})
+    ->ArgsProduct({{64 << 10, 1 << 20}, {8 << 10, 16 << 10, 32 << 10, 64 << 10, 128 << 10, 256 << 10, 1 << 20}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_max_splice)

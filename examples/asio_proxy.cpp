@@ -139,9 +139,9 @@ class proxy {
     if (ec) {
       example::log_connection(id, who, 0, 0, false, ec, "connect");
     } else {
-      c->client.set_option(tcp::no_delay(true), ignored);
-      c->upstream.set_option(tcp::no_delay(true), ignored);
-      if (cfg_.userspace) {
+      if (cfg_.userspace) {  // async_proxy sets TCP_NODELAY itself (proxy_options::nodelay)
+        c->client.set_option(tcp::no_delay(true), ignored);
+        c->upstream.set_option(tcp::no_delay(true), ignored);
         userspace_relay relay;
         co_await relay.run(*c, cfg_.idle_timeout_s);
         example::log_connection(id, who, relay.up, relay.down, false, relay.first_error, relay.op);
@@ -190,27 +190,11 @@ class proxy {
   std::set<std::shared_ptr<connection>> conns_;
 };
 
-/// Takes --threads N out of argv; the rest is the other proxies' command line.
-int take_threads(int& argc, char** argv) {
-  int threads = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--threads") != 0) continue;
-    if (i + 1 >= argc || (threads = std::atoi(argv[i + 1])) < 1) {
-      std::fprintf(stderr, "--threads needs a number of threads, 1 or more\n");
-      std::exit(2);
-    }
-    for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
-    argc -= 2;
-    --i;
-  }
-  return threads;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int threads = take_threads(argc, argv);
   const example::settings cfg = example::parse(argc, argv);
+  const int threads = cfg.threads;
   addrinfo* up = example::resolve(cfg.upstream, false);
   if (!up) return 1;
   tcp::endpoint upstream;

@@ -1,14 +1,26 @@
 // SPDX-License-Identifier: MIT
-// epoll_proxy: one thread, one edge-triggered epoll loop, thousands of connections, each relayed by
-// two resumable copiers (client -> upstream and upstream -> client).
-//   epoll_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] [--max-conns N]
-// Past --max-conns (default 1024) it stops accepting; new connections wait in the listen backlog.
+// epoll_proxy: edge-triggered epoll loops, thousands of connections each, every connection relayed
+// by two resumable copiers (client -> upstream and upstream -> client).
+//   epoll_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
+//               [--max-conns N] [--threads N]
+// --threads N (default 1) runs N loops, each on its own thread with its own epoll and its own
+// SO_REUSEPORT listener on the same address; they share the pipe pool. Past --max-conns (default
+// 1024, counted for the whole process) the loops stop accepting and new connections wait in the
+// backlog. SO_REUSEPORT ties each queued connection to one loop's listener, so a loop that stops
+// accepting leaves its own queue waiting, even while another loop could take it.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <climits>
+#include <list>
 #include <memory>
-#include <unordered_map>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 #include <splice/splice.hpp>
 
@@ -18,108 +30,287 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+struct connection;
+
+// An fd of a connection, as epoll names it: which connection, and which of its two fds.
+struct side {
+  connection* c;
+  bool client;
+};
+
 struct connection {
   connection(unsigned long i, std::string p, int c, int u, const splice::options& opt)
       : id(i), peer(std::move(p)), client(c), upstream(u), up(u, c, splice::no_limit, opt),
-        down(c, u, splice::no_limit, opt) {}
+        down(c, u, splice::no_limit, opt), client_side{this, true}, upstream_side{this, false} {}
   unsigned long id;
   std::string peer;
   int client, upstream;
   splice::copier<> up, down;  // up: client -> upstream; down: upstream -> client
+  side client_side, upstream_side;
   splice::step s_up = splice::step::read, s_down = splice::step::read;
   bool up_ended = false, down_ended = false;
+  bool queued = false;  // on the ready queue
+  bool ended = false;   // fds closed; freed at the end of the round
   std::error_code error;
   const char* op = "";
-  clock_type::time_point last = clock_type::now();
+  clock_type::time_point last;           // last activity
+  std::list<connection>::iterator self;  // its place in the loop's list, ordered by last activity
+};
+
+class proxy_loop;
+
+// What the loops share: the settings, the connection count for --max-conns, the stop flag.
+struct process {
+  example::settings cfg;
+  example::address upstream;
+  std::atomic<int> conns{0};
+  std::atomic<unsigned long> next_id{0};
+  std::atomic<bool> stopping{false};
+  std::vector<std::unique_ptr<proxy_loop>> loops;
 };
 
 class proxy_loop {
  public:
-  explicit proxy_loop(const example::settings& cfg) : cfg_(cfg) {
-    opt_.userspace = cfg.userspace;
+  proxy_loop(process& p, int listener) : p_(p), listener_(listener) {
+    opt_.userspace = p.cfg.userspace;
+    idle_ = std::chrono::seconds(p.cfg.idle_timeout_s);
+  }
+  ~proxy_loop() {
+    for (int fd : {ep_, wake_, spare_, listener_})
+      if (fd >= 0) close(fd);
   }
 
-  int run() {
+  /// open makes the epoll instance and registers the listener and the wake-up eventfd.
+  bool open() {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
-    const int stop = example::stop_signals();
-    listener_ = example::listen_on(cfg_.listen, SOCK_NONBLOCK);
-    if (ep_ < 0 || stop < 0 || listener_ < 0) return 1;
-    watch(listener_, EPOLLIN | EPOLLET, &listener_);
-    watch(stop, EPOLLIN, &stop_tag_);
+    wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    spare_ = example::socket_for(p_.upstream, SOCK_NONBLOCK);
+    if (ep_ < 0 || wake_ < 0 || spare_ < 0 || !watch(listener_, EPOLLIN | EPOLLET, &listener_) || !watch(wake_, EPOLLIN, &wake_)) {
+      std::perror("epoll_proxy");
+      return false;
+    }
+    return true;
+  }
+
+  /// wake makes the loop look at the stop flag and the connection limit again. Any thread.
+  void wake() {
+    const std::uint64_t one = 1;
+    // It fails only with EAGAIN, when the counter is so high that the loop wakes anyway.
+    [[maybe_unused]] const ssize_t r = write(wake_, &one, sizeof one);
+  }
+
+  /// wake_if_waiting wakes the loop if it stopped accepting at --max-conns.
+  void wake_if_waiting() {
+    if (waiting_for_slot_.exchange(false)) wake();
+  }
+
+  /// run serves connections until the process stops, then cuts the ones left.
+  void run() {
     epoll_event events[256];
-    for (bool stopping = false; !stopping;) {
-      const int n = epoll_wait(ep_, events, 256, cfg_.idle_timeout_s > 0 ? 1000 : -1);
-      if (n < 0 && errno != EINTR) break;
-      splice::sigpipe_scope scope;  // one for the whole batch of advances
+    while (!p_.stopping) {
+      const int n = epoll_wait(ep_, events, 256, wait_ms());
+      if (n < 0 && errno != EINTR) {
+        std::perror("epoll_wait");
+        kill(getpid(), SIGTERM);  // stops the process, as a signal would
+        break;
+      }
+      now_ = clock_type::now();
+      splice::sigpipe_scope scope;  // one for the whole round of advances
       for (int i = 0; i < n; ++i) {
         void* tag = events[i].data.ptr;
-        if (tag == &stop_tag_) {
-          stopping = true;
+        if (tag == &wake_) {
+          std::uint64_t count;
+          [[maybe_unused]] const ssize_t r = read(wake_, &count, sizeof count);  // resets the counter
+          accept_due_ = true;
         } else if (tag == &listener_) {
-          accept_all(scope);
-        } else {
-          auto* c = static_cast<connection*>(tag);
-          if (conns_.count(c)) drive(*c, scope);  // a connection closed earlier in this batch is gone
+          accept_due_ = true;
+        } else if (auto* s = static_cast<side*>(tag); !s->c->ended) {
+          woken(*s, events[i].events, scope);
         }
       }
-      if (cfg_.idle_timeout_s > 0) expire(scope);
+      run_ready(scope);
+      if (out_of_fds_ && now_ >= retry_at_) accept_due_ = true;
+      if (accept_due_ && !p_.stopping) accept_all(scope);
+      expire();
+      // Connections ended in this round are freed only now: events of this round may name them.
+      if (!dead_.empty()) {
+        ready_.erase(std::remove_if(ready_.begin(), ready_.end(), [](connection* c) { return c->ended; }),
+                     ready_.end());
+        dead_.clear();
+      }
     }
-    close(listener_);
-    listener_ = -1;  // no more accepts while the connections end
-    end_where([](const connection&) { return true; }, std::make_error_code(std::errc::operation_canceled),
-              "shutdown");
-    example::print_pool();
-    std::printf("stopped\n");
-    return 0;
+    while (!conns_.empty())
+      end(conns_.front(), std::make_error_code(std::errc::operation_canceled), "shutdown");
+    dead_.clear();
   }
 
  private:
-  void watch(int fd, std::uint32_t events, void* tag) {
+  bool watch(int fd, std::uint32_t events, void* tag) {
     epoll_event ev{};
     ev.events = events;
     ev.data.ptr = tag;
-    epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+    return epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) == 0;
   }
 
-  // accept_all accepts until the backlog is empty or the connection limit is reached. With edge
-  // triggering a backlog left behind gives no new event, so a closing connection calls this again.
+  // wait_ms is how long epoll_wait may sleep: not at all while connections are ready to go on,
+  // else until the idlest connection expires or the next accept retry, whichever is first.
+  int wait_ms() const {
+    if (!ready_.empty()) return 0;
+    auto until = clock_type::time_point::max();
+    if (idle_.count() > 0 && !conns_.empty()) until = conns_.front().last + idle_;
+    if (out_of_fds_) until = std::min(until, retry_at_);
+    if (until == clock_type::time_point::max()) return -1;
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - clock_type::now()).count();
+    return int(std::clamp<long long>(ms, 0, INT_MAX));
+  }
+
+  // take_slot reserves one of the process's --max-conns connections before accepting one.
+  bool take_slot() {
+    if (p_.conns.fetch_add(1) < p_.cfg.max_conns) return true;
+    p_.conns.fetch_sub(1);
+    return false;
+  }
+
+  // give_slot returns a slot. If the process was at the limit, loops that stopped accepting are
+  // woken, this one included, since their queued connections give no new edge.
+  void give_slot() {
+    if (p_.conns.fetch_sub(1) < p_.cfg.max_conns) return;
+    for (auto& l : p_.loops) l->wake_if_waiting();
+  }
+
+  // accept_all accepts until the queue is empty, the process is at --max-conns, or accept fails
+  // for want of fds or memory. The listener is edge-triggered: a queue left behind gives no new
+  // event, so each way out arranges the next try: EAGAIN waits for the next arrival, the
+  // connection limit for give_slot's wake-up, a failure for a close in this loop or a timer.
   void accept_all(splice::sigpipe_scope& scope) {
-    while (conns_.size() < std::size_t(cfg_.max_conns)) {
+    accept_due_ = false;
+    for (;;) {
+      if (spare_ < 0 && (spare_ = example::socket_for(p_.upstream, SOCK_NONBLOCK)) < 0) return accept_later(errno);
+      waiting_for_slot_ = true;  // first: a slot freed after the check below wakes this loop
+      if (!take_slot()) return;
+      waiting_for_slot_ = false;
       sockaddr_storage ss{};
       socklen_t len = sizeof ss;
       const int client = accept4(listener_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (client < 0) return;  // EAGAIN: empty; EMFILE/ENFILE: retried when a connection closes
-      const std::string peer = example::to_string(reinterpret_cast<sockaddr*>(&ss));
-      const int upstream = example::connect_to(cfg_.upstream, SOCK_NONBLOCK);
-      if (upstream < 0) {
-        example::log_connection(++next_id_, peer, 0, 0, false, {errno, std::system_category()}, "connect");
-        close(client);
-        continue;
+      if (client < 0) {
+        const int err = errno;
+        give_slot();
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+          out_of_fds_ = false;
+          return;
+        }
+        if (err == ECONNABORTED || err == EINTR || err == EPROTO || err == EPERM) continue;  // that one only
+        return accept_later(err);  // EMFILE, ENFILE, ENOBUFS, ENOMEM
       }
-      // The copiers can start while the connect is in progress: the kernel says EAGAIN until it is
-      // done, and the connect's error, if any, comes back from the first read or write.
-      auto c = std::make_unique<connection>(++next_id_, peer, client, upstream, opt_);
-      connection* p = c.get();
-      conns_.emplace(p, std::move(c));
-      watch(client, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, p);
-      watch(upstream, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, p);
-      drive(*p, scope);
+      out_of_fds_ = false;
+      open_connection(client, std::exchange(spare_, -1), example::to_string(reinterpret_cast<sockaddr*>(&ss)), scope);
     }
   }
 
-  // drive advances both directions of c as far as they go. Every advance runs until EAGAIN, so the
-  // next change of readiness is an edge that epoll reports.
-  void drive(connection& c, splice::sigpipe_scope& scope) {
-    c.last = clock_type::now();
-    if (c.s_up != splice::step::done) c.s_up = c.up.advance(scope);
-    if (c.s_down != splice::step::done) c.s_down = c.down.advance(scope);
+  // accept_later leaves the queue for now: the next try comes when a connection of this loop
+  // closes, or in 100 ms (fds may free up elsewhere in the process), or at once if idle pipes in
+  // the pool gave back their fds.
+  void accept_later(int err) {
+    if (!out_of_fds_) std::fprintf(stderr, "accept: %s; retrying as connections close\n", std::strerror(err));
+    out_of_fds_ = true;
+    retry_at_ = clock_type::now() + std::chrono::milliseconds(100);
+    auto& pool = splice::pipe_pool::shared();
+    if (pool.stats().idle > 0) {
+      pool.clear();
+      retry_at_ = clock_type::now();
+    } else if ((err == EMFILE || err == ENFILE) && p_.conns == 0 && spare_ >= 0) {
+      refuse_queued(err);
+    }
+  }
+
+  // refuse_queued: out of fds with no connection open in the process, no close will free one.
+  // Closing the spare makes room to accept each queued connection and close it at once, so its
+  // client learns now rather than never, and the log says why.
+  void refuse_queued(int err) {
+    close(spare_);
+    spare_ = -1;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    for (int fd; (fd = accept4(listener_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC)) >= 0; len = sizeof ss) {
+      example::log_connection(++p_.next_id, example::to_string(reinterpret_cast<sockaddr*>(&ss)), 0, 0, false,
+                              {err, std::system_category()}, "accept");
+      close(fd);
+    }
+  }
+
+  // open_connection relays client through upstream, the spare made before client was accepted.
+  void open_connection(int client, int upstream, std::string peer, splice::sigpipe_scope& scope) {
+    example::set_nodelay(client);
+    example::set_nodelay(upstream);
+    if (!example::connect_fd(upstream, p_.upstream)) {
+      example::log_connection(++p_.next_id, peer, 0, 0, false, {errno, std::system_category()}, "connect");
+      close(client);
+      close(upstream);
+      give_slot();
+      return;
+    }
+    // The copiers can start while the connect is in progress: the kernel says EAGAIN until it is
+    // done, and the connect's error, if any, comes back from the first read or write.
+    connection& c = conns_.emplace_back(++p_.next_id, std::move(peer), client, upstream, opt_);
+    c.self = std::prev(conns_.end());
+    c.last = now_;
+    // Each fd is watched both ways, edge-triggered, for the life of the connection; an edge
+    // drives the direction that waits for it (see woken).
+    constexpr std::uint32_t both_ways = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    if (!watch(client, both_ways, &c.client_side) || !watch(upstream, both_ways, &c.upstream_side)) {
+      end(c, {errno, std::system_category()}, "epoll_ctl");
+      return;
+    }
+    drive(c, scope, true, true);
+  }
+
+  // woken drives the directions of s's connection that wait for what the edge on s's fd says:
+  // readable for the direction that reads it, writable for the one that writes it; an error or a
+  // hang-up for both. A direction that waits for something else is left alone: it waits only
+  // after its fd said EAGAIN, so it gets an edge of its own, and advancing it now would cost a
+  // system call or two for nothing.
+  void woken(side& s, std::uint32_t ev, splice::sigpipe_scope& scope) {
+    connection& c = *s.c;
+    const bool in = ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP), out = ev & (EPOLLOUT | EPOLLERR | EPOLLHUP);
+    const auto reads = [](splice::step st) { return st == splice::step::read || st == splice::step::either; };
+    const auto writes = [](splice::step st) { return st == splice::step::write || st == splice::step::either; };
+    // The client's fd is up's src and down's dst; the upstream's, the other way round.
+    const bool run_up = s.client ? in && reads(c.s_up) : out && writes(c.s_up);
+    const bool run_down = s.client ? out && writes(c.s_down) : in && reads(c.s_down);
+    if (run_up || run_down) drive(c, scope, run_up, run_down);
+  }
+
+  // drive advances the directions of c it is told to, and those that returned step::again. Each
+  // advance runs until EAGAIN (the next change is an edge that epoll reports), the end, or
+  // options::max_advance bytes (step::again: more is ready, and c goes on the ready queue).
+  void drive(connection& c, splice::sigpipe_scope& scope, bool run_up, bool run_down) {
+    c.last = now_;
+    conns_.splice(conns_.end(), conns_, c.self);  // the list stays ordered by last activity
+    if (c.s_up != splice::step::done && (run_up || c.s_up == splice::step::again)) c.s_up = c.up.advance(scope);
+    if (c.s_down != splice::step::done && (run_down || c.s_down == splice::step::again))
+      c.s_down = c.down.advance(scope);
     settle(c, c.up, c.s_up, c.up_ended, c.upstream);
     settle(c, c.down, c.s_down, c.down_ended, c.client);
     if (c.error) {
       end(c, c.error, c.op);
     } else if (c.up_ended && c.down_ended) {
       end(c, {}, "");
+    } else if ((c.s_up == splice::step::again || c.s_down == splice::step::again) && !c.queued) {
+      c.queued = true;
+      ready_.push_back(&c);
     }
+  }
+
+  // run_ready drives the connections that did their share last time and have more ready. Those
+  // that queue again wait for the next round, after an epoll_wait that does not sleep: every other
+  // ready fd, the idle expiry and the stop flag get their turn in between.
+  void run_ready(splice::sigpipe_scope& scope) {
+    running_.swap(ready_);
+    for (connection* c : running_) {
+      c->queued = false;
+      if (!c->ended) drive(*c, scope, false, false);
+    }
+    running_.clear();
   }
 
   // settle handles one direction that has just ended: end of file is passed on with a half-close,
@@ -135,47 +326,68 @@ class proxy_loop {
     }
   }
 
-  void expire(splice::sigpipe_scope&) {
+  // expire ends the connections idle for --idle-timeout: they are at the front of the list.
+  void expire() {
+    if (idle_.count() <= 0) return;
     const auto now = clock_type::now();
-    end_where([&](const connection& c) { return now - c.last > std::chrono::seconds(cfg_.idle_timeout_s); },
-              std::make_error_code(std::errc::timed_out), "idle");
+    while (!conns_.empty() && now - conns_.front().last >= idle_)
+      end(conns_.front(), std::make_error_code(std::errc::timed_out), "idle");
   }
 
-  // end_where ends every connection that pred picks. They are picked first and ended after, since
-  // ending one may accept others, which changes the map.
-  template <class Pred>
-  void end_where(Pred pred, std::error_code ec, const char* op) {
-    std::vector<connection*> doomed;
-    for (auto& [p, c] : conns_)
-      if (pred(*c)) doomed.push_back(p);
-    for (connection* p : doomed)
-      if (conns_.count(p)) end(*p, ec, op);
-  }
-
-  // end stops both directions, logs the connection, closes its fds and forgets it.
+  // end stops both directions, logs the connection, closes its fds (which takes them out of the
+  // epoll set) and moves it to the dead list, freed at the end of the round.
   void end(connection& c, std::error_code ec, const char* op) {
     c.up.stop(ec, op);
     c.down.stop(ec, op);
     example::log_connection(c.id, c.peer, c.up.result().bytes, c.down.result().bytes,
                             c.up.result().spliced || c.down.result().spliced, ec, op);
-    close(c.client);  // closing removes the fd from the epoll set
+    close(c.client);
     close(c.upstream);
-    const bool was_full = conns_.size() >= std::size_t(cfg_.max_conns);
-    conns_.erase(&c);
-    if (was_full && listener_ >= 0) {
-      splice::sigpipe_scope scope;
-      accept_all(scope);
-    }
+    c.ended = true;
+    dead_.splice(dead_.end(), conns_, c.self);
+    give_slot();
+    if (out_of_fds_) accept_due_ = true;  // two fds just came free
   }
 
-  example::settings cfg_;
+  process& p_;
   splice::options opt_;
-  int ep_ = -1, listener_ = -1;
-  int stop_tag_ = 0;
-  unsigned long next_id_ = 0;
-  std::unordered_map<connection*, std::unique_ptr<connection>> conns_;
+  std::chrono::seconds idle_;
+  int ep_ = -1, wake_ = -1, listener_;
+  // spare_ is the upstream socket of the next connection, made before it is accepted, so that a
+  // client accepted with the last fd still has one; and out of fds, it is the fd to close to
+  // refuse clients (see refuse_queued).
+  int spare_ = -1;
+  std::list<connection> conns_, dead_;  // conns_: the idlest first
+  std::vector<connection*> ready_, running_;
+  clock_type::time_point now_ = clock_type::now();
+  bool accept_due_ = false;
+  bool out_of_fds_ = false;  // accept failed for want of a resource; retry_at_ is the next try
+  clock_type::time_point retry_at_;
+  std::atomic<bool> waiting_for_slot_{false};
 };
 
 }  // namespace
 
-int main(int argc, char** argv) { return proxy_loop(example::parse(argc, argv)).run(); }
+int main(int argc, char** argv) {
+  process p;
+  p.cfg = example::parse(argc, argv);
+  const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
+  const std::vector<int> listeners = example::open_listeners(p.cfg.listen, p.cfg.threads, SOCK_NONBLOCK);
+  if (stop < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream)) return 1;
+  for (int fd : listeners) {
+    p.loops.push_back(std::make_unique<proxy_loop>(p, fd));
+    if (!p.loops.back()->open()) return 1;
+  }
+  std::vector<std::thread> threads;
+  for (auto& l : p.loops) threads.emplace_back([&l] { l->run(); });
+
+  pollfd pfd{stop, POLLIN, 0};
+  while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+  }
+  p.stopping = true;
+  for (auto& l : p.loops) l->wake();
+  for (auto& t : threads) t.join();
+  example::print_pool();
+  std::printf("stopped\n");
+  return 0;
+}

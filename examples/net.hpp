@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
-// What both example proxies need besides the library: addresses, listening, connecting, signals.
+// What the example proxies need besides the library: addresses, listening, connecting, signals.
 #ifndef SPLICE_EXAMPLES_NET_HPP_
 #define SPLICE_EXAMPLES_NET_HPP_
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <splice/splice.hpp>
 
@@ -26,21 +28,23 @@ struct settings {
   bool userspace = false;
   int idle_timeout_s = 0;  // 0: none
   int max_conns = 1024;
+  int threads = 1;  // epoll_proxy's event loops
 };
 
 /// Prints what the shared pipe pool did: pipes made and reused, and bytes moved each way.
 inline void print_pool() {
   const auto s = splice::pipe_pool::shared().stats();
-  std::printf("pipes: created %llu, reused %llu, discarded %llu, refused %llu; spliced %llu bytes, copied %llu\n",
+  std::printf("pipes: created %llu, reused %llu, discarded %llu, refused %llu, made smaller %llu, too small %llu; "
+              "spliced %llu bytes, copied %llu\n",
               (unsigned long long)s.created, (unsigned long long)s.reused, (unsigned long long)s.discarded,
-              (unsigned long long)s.exhausted, (unsigned long long)s.spliced_bytes,
-              (unsigned long long)s.copied_bytes);
+              (unsigned long long)s.exhausted, (unsigned long long)s.shrunk, (unsigned long long)s.undersized,
+              (unsigned long long)s.spliced_bytes, (unsigned long long)s.copied_bytes);
 }
 
 inline void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] "
-               "[--max-conns N]\n",
+               "[--max-conns N] [--threads N]\n",
                prog);
   std::exit(2);
 }
@@ -55,8 +59,10 @@ inline settings parse(int argc, char** argv) {
     if (a == "--userspace") s.userspace = true;
     else if (a == "--idle-timeout" && i + 1 < argc) s.idle_timeout_s = std::atoi(argv[++i]);
     else if (a == "--max-conns" && i + 1 < argc) s.max_conns = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) s.threads = std::atoi(argv[++i]);
     else usage(argv[0]);
   }
+  if (s.threads < 1) usage(argv[0]);
   return s;
 }
 
@@ -83,39 +89,99 @@ inline std::string to_string(const sockaddr* sa) {
   return sa->sa_family == AF_INET6 ? "[" + std::string(host) + "]:" + port : std::string(host) + ":" + port;
 }
 
-/// Listens on hostport and prints "listening on HOST:PORT" (the real port when 0 was asked).
-inline int listen_on(const std::string& hostport, int flags = 0) {
-  addrinfo* ai = resolve(hostport, true);
-  if (!ai) return -1;
-  const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+/// Sets TCP_NODELAY: a proxy passes on each write as it comes, and Nagle's algorithm would hold a
+/// small one back until the previous one is acknowledged (on loopback, where the MSS is about
+/// 64 KiB, almost every write is small). KERNEL_NOTES.md: HTTP keep-alive through a proxy without
+/// it, 17-38k requests/s on this machine; with it, 49-70k.
+inline void set_nodelay(int fd) {
   const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-    std::perror("listen");
-    freeaddrinfo(ai);
-    return -1;
-  }
-  freeaddrinfo(ai);
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  std::printf("listening on %s\n", to_string(reinterpret_cast<sockaddr*>(&ss)).c_str());
-  std::fflush(stdout);
-  return fd;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-/// Connects to hostport (non-blocking when flags has SOCK_NONBLOCK: the connect may be in progress).
-inline int connect_to(const std::string& hostport, int flags = 0) {
-  addrinfo* ai = resolve(hostport, false);
-  if (!ai) return -1;
-  const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
-  if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-    close(fd);
-    freeaddrinfo(ai);
-    return -1;
-  }
+// bind_listener binds a listening socket to sa, with SO_REUSEPORT when several share the address.
+inline int bind_listener(const sockaddr* sa, socklen_t len, int flags, bool reuse_port) {
+  const int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+  if (fd < 0) return -1;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (bind(fd, sa, len) == 0 && listen(fd, 1024) == 0) return fd;
+  const int err = errno;
+  close(fd);
+  errno = err;
+  return -1;
+}
+
+/// Opens count listeners on hostport and prints "listening on HOST:PORT" (the real port when 0 was
+/// asked). Several listeners share the address with SO_REUSEPORT, one per event loop; when port 0
+/// was asked, the rest bind to the port the first one got. Returns them, or nothing after printing
+/// why.
+inline std::vector<int> open_listeners(const std::string& hostport, int count, int flags = 0) {
+  addrinfo* ai = resolve(hostport, true);
+  if (!ai) return {};
+  sockaddr_storage ss{};
+  socklen_t len = ai->ai_addrlen;
+  std::memcpy(&ss, ai->ai_addr, len);
   freeaddrinfo(ai);
-  return fd;
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    const int fd = bind_listener(reinterpret_cast<sockaddr*>(&ss), len, flags, count > 1);
+    if (fd < 0) {
+      std::perror("listen");
+      for (int f : fds) close(f);
+      return {};
+    }
+    fds.push_back(fd);
+    len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  }
+  std::printf("listening on %s\n", to_string(reinterpret_cast<sockaddr*>(&ss)).c_str());
+  std::fflush(stdout);
+  return fds;
+}
+
+/// Listens on hostport and prints "listening on HOST:PORT" (the real port when 0 was asked).
+inline int listen_on(const std::string& hostport, int flags = 0) {
+  const std::vector<int> fds = open_listeners(hostport, 1, flags);
+  return fds.empty() ? -1 : fds[0];
+}
+
+/// An upstream address, resolved once at start: then no connection waits for a name lookup, nor
+/// needs an fd for one.
+struct address {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+};
+
+/// Resolves HOST:PORT to its first address; false after printing why.
+inline bool resolve_to(const std::string& hostport, address& a) {
+  addrinfo* ai = resolve(hostport, false);
+  if (!ai) return false;
+  std::memcpy(&a.ss, ai->ai_addr, ai->ai_addrlen);
+  a.len = ai->ai_addrlen;
+  freeaddrinfo(ai);
+  return true;
+}
+
+/// Makes a TCP socket to connect to a; flags may add SOCK_NONBLOCK. Returns -1 with errno set on
+/// failure.
+inline int socket_for(const address& a, int flags = 0) {
+  return socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+}
+
+/// Connects fd to a; a non-blocking connect may still be in progress. false with errno set.
+inline bool connect_fd(int fd, const address& a) {
+  return connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) == 0 || errno == EINPROGRESS;
+}
+
+/// Connects to a. Returns -1 with errno set on failure.
+inline int connect_to(const address& a, int flags = 0) {
+  const int fd = socket_for(a, flags);
+  if (fd < 0 || connect_fd(fd, a)) return fd;
+  const int err = errno;
+  close(fd);
+  errno = err;
+  return -1;
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and threads it starts) and returns a signalfd that

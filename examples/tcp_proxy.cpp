@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // tcp_proxy: the simplest use of the library. One thread per connection: accept, connect upstream,
-// splice::proxy until both directions end, close, log one line.
+// splice::proxy until both directions end, close, log one line. splice::proxy sets TCP_NODELAY on
+// both sockets (proxy_options::nodelay).
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 #include <condition_variable>
-#include <mutex>
 #include <map>
+#include <mutex>
+#include <system_error>
 #include <thread>
 
 #include <poll.h>
@@ -16,8 +18,11 @@
 int main(int argc, char** argv) {
   const example::settings cfg = example::parse(argc, argv);
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
-  const int listener = example::listen_on(cfg.listen);
-  if (listener < 0 || stop < 0) return 1;
+  // Non-blocking, so that an accept after poll said readable cannot block the stop path when the
+  // client has gone meanwhile.
+  const int listener = example::listen_on(cfg.listen, SOCK_NONBLOCK);
+  example::address upstream_at;
+  if (listener < 0 || stop < 0 || !example::resolve_to(cfg.upstream, upstream_at)) return 1;
 
   splice::proxy_options opt;
   opt.copy.userspace = cfg.userspace;
@@ -29,39 +34,52 @@ int main(int argc, char** argv) {
   bool stopping = false;
   unsigned long next_id = 0;
 
-  for (;;) {
+  for (int wait_ms = -1;;) {
     pollfd fds[2] = {{listener, POLLIN, 0}, {stop, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    // After a failed accept only the stop signal is watched, for 100 ms: the listener would say
+    // readable at once, every time, while the queued connection waits for an fd.
+    if (poll(wait_ms < 0 ? fds : fds + 1, wait_ms < 0 ? 2 : 1, wait_ms) < 0 && errno != EINTR) break;
     if (fds[1].revents) break;
-    if (!(fds[0].revents & POLLIN)) continue;
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     const int client = accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
-    if (client < 0) continue;  // EMFILE and friends: the next poll tries again
+    if (client < 0) {
+      wait_ms = errno == EAGAIN || errno == ECONNABORTED || errno == EINTR ? -1 : 100;  // EMFILE, ENFILE, ENOBUFS
+      continue;
+    }
+    wait_ms = -1;
     const unsigned long id = ++next_id;
+    const std::string who = example::to_string(reinterpret_cast<sockaddr*>(&peer));
     std::lock_guard<std::mutex> lock(mu);
     live[client] = -1;
-    std::thread([&, client, id, who = example::to_string(reinterpret_cast<sockaddr*>(&peer))] {
-      splice::proxy_result r;
-      const int upstream = example::connect_to(cfg.upstream);
-      bool go = upstream >= 0;
-      if (!go) {
-        r.error = std::error_code(errno, std::system_category());
-        r.op = "connect";
-      } else {
-        std::lock_guard<std::mutex> lock(mu);
-        live[client] = upstream;
-        go = !stopping;
-      }
-      if (go) r = splice::proxy(client, upstream, opt);
-      example::log_connection(id, who, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced,
-                              r.error, r.op);
-      std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
+    try {
+      std::thread([&, client, id, who] {
+        splice::proxy_result r;
+        const int upstream = example::connect_to(upstream_at);
+        bool go = upstream >= 0;
+        if (!go) {
+          r.error = std::error_code(errno, std::system_category());
+          r.op = "connect";
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          live[client] = upstream;
+          go = !stopping;
+        }
+        if (go) r = splice::proxy(client, upstream, opt);
+        example::log_connection(id, who, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced,
+                                r.error, r.op);
+        std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
+        live.erase(client);
+        if (upstream >= 0) close(upstream);
+        close(client);
+        idle.notify_all();
+      }).detach();
+    } catch (const std::system_error& e) {
+      // No thread to be had (EAGAIN: the thread or memory limit): refuse this one, serve the next.
+      example::log_connection(id, who, 0, 0, false, e.code(), "thread");
       live.erase(client);
-      if (upstream >= 0) close(upstream);
       close(client);
-      idle.notify_all();
-    }).detach();
+    }
   }
   // Stop: no new connections; cut the running ones and wait until each has closed its fds.
   close(listener);

@@ -519,6 +519,39 @@ TEST_CASE("step::again posts and lets other work run; step::either waits on both
   CHECK((got == data));
 }
 
+TEST_CASE("a copy that never waits yields to the executor every options::max_advance bytes", "[asio]") {
+  // 512 KiB in a pipe, then its end, into an empty 1 MiB pipe: the copy never meets EAGAIN, so only
+  // max_advance makes it let the tick, queued all along, run.
+  net::io_context ctx;
+  auto [sr, sw] = test::make_pipe();
+  auto [dr, dw] = test::make_pipe();
+  for (int fd : {sw.get(), dw.get()}) REQUIRE(::fcntl(fd, F_SETPIPE_SZ, 1 << 20) >= (1 << 20));
+  const auto data = payload(512 << 10, 21);
+  REQUIRE(test::write_all(sw.get(), data));
+  sw.reset();  // src ends after the 512 KiB
+  net::posix::stream_descriptor src(ctx, sr.release()), dst(ctx, dw.release());
+  splice::options opt;
+  opt.max_advance = 32 << 10;
+  opt.max_splice = 8 << 10;
+  int ticks = 0;
+  bool done = false;
+  std::function<void()> tick = [&] {
+    ++ticks;
+    if (!done) net::post(ctx, tick);
+  };
+  net::post(ctx, tick);
+  splice::result res;
+  splice::async_copy(dst, src, splice::no_limit, opt, [&](error_code ec, splice::result x) {
+    CHECK_FALSE(ec);
+    res = x, done = true;
+  });
+  ctx.run();
+  dst.close();
+  CHECK(res.bytes == data.size());
+  CHECK(ticks >= int(data.size() / opt.max_advance) - 1);
+  CHECK((test::read_all(dr.get()) == data));
+}
+
 TEST_CASE("many copies on one io_context: one slow consumer starves none of the others", "[asio]") {
   net::io_context ctx;
   constexpr int n = 24;
@@ -738,6 +771,11 @@ TEST_CASE("async_proxy passes a half-close on and keeps the other direction open
   client.join();
   REQUIRE(res);
   CHECK_FALSE(ec);
+  for (auto* s : {&r.a, &r.b}) {  // proxy_options::nodelay, as splice::proxy
+    tcp::no_delay nodelay;
+    s->get_option(nodelay);
+    CHECK(nodelay.value());
+  }
   CHECK(res->a_to_b.bytes == question.size());
   CHECK(res->b_to_a.bytes == answer.size());
   CHECK((got == answer));

@@ -103,3 +103,33 @@ TEST_CASE("a copier refuses blocking fds with EINVAL before a byte moves", "[cop
   CHECK(c.result().bytes == 0);
   CHECK(test::read_all(r.src(), 3) == "abc");
 }
+
+TEST_CASE("options that would lose bytes end the copy with EINVAL before any fd is touched", "[copier][options]") {
+  const int which = GENERATE(0, 1, 2);
+  const bool userspace = GENERATE(false, true);
+  splice::options opt;
+  opt.userspace = userspace;
+  (which == 0 ? opt.buffer_size : which == 1 ? opt.max_splice : opt.max_advance) = 0;
+  CAPTURE(which, userspace);
+  test::relay r;
+  test::write_all(r.in.a.get(), "abc");
+  splice::poll_poller p;
+  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
+  CHECK(res.error == std::errc::invalid_argument);
+  CHECK(std::string(res.op) == "options");
+  CHECK(res.bytes == 0);
+  CHECK(splice::copy(-1, -1, splice::no_limit, p, opt).error == std::errc::invalid_argument);  // no fd looked at
+  test::set_nonblocking(r.src());
+  test::set_nonblocking(r.dst());
+  splice::copier<> c(r.dst(), r.src(), splice::no_limit, opt);
+  CHECK(c.advance() == splice::step::done);
+  CHECK(c.result().error == std::errc::invalid_argument);
+  CHECK(test::read_all(r.src(), 3) == "abc");  // src still has every byte
+  splice::proxy_options po;
+  po.copy = opt;
+  auto t = test::make_tcp();
+  const auto pr = splice::proxy(t.a.get(), t.b.get(), po);
+  CHECK(pr.error == std::errc::invalid_argument);
+  CHECK(std::string(pr.op) == "options");
+  CHECK_FALSE(::fcntl(t.a.get(), F_GETFL) & O_NONBLOCK);  // refused before it touched the fds
+}

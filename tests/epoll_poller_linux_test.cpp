@@ -48,3 +48,21 @@ TEST_CASE("epoll_poller keeps its deadline and remembers readiness of other fds"
   ::close(closed);
   CHECK(p.wait_readable(closed) == std::errc::bad_file_descriptor);
 }
+
+TEST_CASE("epoll_poller with milliseconds::max() or a deadline waits as long as it should", "[poller][epoll]") {
+  auto t = test::make_tcp();
+  test::set_nonblocking(t.b.get());
+  const pid_t tid = test::thread_id();
+  std::thread writer([&] {
+    while (!test::sleeping(tid)) std::this_thread::yield();  // the wait has begun
+    test::write_all(t.a.get(), "x");
+  });
+  splice::epoll_poller forever(std::chrono::milliseconds::max());
+  CHECK(forever.wait_readable(t.b.get()) == std::error_code{});  // not timed_out at once
+  writer.join();
+  const auto deadline = std::chrono::steady_clock::now() + 100ms;
+  splice::epoll_poller by(deadline);
+  CHECK(by.wait_readable(t.b.get()) == std::error_code{});  // the remembered edge of the registration
+  CHECK(by.wait_readable(t.b.get()) == std::errc::timed_out);
+  CHECK(std::chrono::steady_clock::now() >= deadline);
+}

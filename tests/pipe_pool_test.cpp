@@ -64,7 +64,7 @@ TEST_CASE("an exhausted pool makes copies fall back to user space without losing
         }) == data);
   CHECK(res.bytes == data.size());
   CHECK_FALSE(res.spliced);
-  CHECK(pool.stats().exhausted == (kernel ? 1u : 0u));
+  CHECK((kernel ? pool.stats().exhausted >= 1 : pool.stats().exhausted == 0));  // asked again after full reads
   CHECK(pool.stats().copied_bytes == data.size());
   CHECK(pool.stats().spliced_bytes == 0);
   splice::pipe_pool roomy;

@@ -51,13 +51,44 @@ TEST_CASE("poll_poller retries EINTR and keeps its deadline", "[poller]") {
   sigaction(SIGUSR1, &old, nullptr);
 }
 
-TEST_CASE("timeouts longer than poll(2) can take are clamped, not wrapped", "[poller]") {
-  using splice_lib::detail::poll_ms;
-  CHECK(poll_ms(std::chrono::milliseconds(-5)) == -1);
-  CHECK(poll_ms(std::chrono::milliseconds(0)) == 0);
-  CHECK(poll_ms(std::chrono::milliseconds(1500)) == 1500);
-  CHECK(poll_ms(std::chrono::hours(24 * 365)) == INT_MAX);
+TEST_CASE("timeouts too long for the clock mean no timeout, and long ones are clamped, not wrapped", "[poller]") {
+  using splice_lib::detail::deadline_after;
+  using splice_lib::detail::ms_until;
+  using splice_lib::detail::no_deadline;
+  CHECK(deadline_after(std::chrono::milliseconds(-5)) == no_deadline);
+  CHECK(deadline_after(std::chrono::milliseconds::max()) == no_deadline);
+  CHECK(deadline_after(std::chrono::hours(24 * 365)) != no_deadline);
+  CHECK(ms_until(no_deadline) == -1);
+  CHECK(ms_until(std::chrono::steady_clock::now() - 1s) == 0);
+  const int ms = ms_until(std::chrono::steady_clock::now() + 1500ms);
+  CHECK(ms > 1400);
+  CHECK(ms <= 1500);
+  CHECK(ms_until(deadline_after(std::chrono::hours(24 * 365))) == INT_MAX);
+}
+
+TEST_CASE("poll_poller with milliseconds::max() waits through signals", "[poller]") {
+  struct sigaction sa {}, old{};
+  sa.sa_handler = [](int) {};  // no SA_RESTART: poll fails with EINTR
+  sigaction(SIGUSR1, &sa, &old);
   auto t = test::make_tcp();
-  test::write_all(t.a.get(), "x");
-  CHECK(poll_poller(std::chrono::hours(24 * 365)).wait_readable(t.b.get()) == std::error_code{});
+  const pthread_t self = pthread_self();
+  const pid_t tid = test::thread_id();
+  std::thread storm([&] {
+    test::interrupt_waits(self, tid, SIGUSR1, 20);  // each lands inside the wait
+    test::write_all(t.a.get(), "x");                // readable only after every signal
+  });
+  CHECK(poll_poller(std::chrono::milliseconds::max()).wait_readable(t.b.get()) == std::error_code{});
+  storm.join();
+  sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST_CASE("poll_poller with a deadline ends every wait by then", "[poller]") {
+  auto t = test::make_tcp();
+  const auto deadline = std::chrono::steady_clock::now() + 100ms;
+  poll_poller p(deadline);
+  CHECK(p.wait_writable(t.a.get()) == std::error_code{});  // ready: no wait
+  CHECK(p.wait_readable(t.b.get()) == std::errc::timed_out);
+  CHECK(std::chrono::steady_clock::now() >= deadline);
+  CHECK(p.wait_readable(t.b.get()) == std::errc::timed_out);  // later waits end at once
+  CHECK(p.wait_writable(t.a.get()) == std::error_code{});     // readiness still wins
 }

@@ -3,6 +3,10 @@
 
 #include <csignal>
 #include <thread>
+#include <vector>
+
+#include <netinet/tcp.h>
+#include <poll.h>
 
 #include <catch2/catch.hpp>
 
@@ -115,4 +119,81 @@ TEST_CASE("proxy reports EBADF for a bad fd", "[proxy]") {
   const auto res = splice::proxy(r.a(), -1);
   CHECK(res.error == std::errc::bad_file_descriptor);
   CHECK(std::string(res.op) == "fcntl");
+}
+
+namespace {
+/// The real system calls; the first poll waits 50 ms, then fails with EINTR as a signal would make
+/// it. Records the timeout of every poll.
+struct interrupted_once : splice::system_calls {
+  std::vector<int>* timeouts;
+  int poll(pollfd* f, nfds_t n, int t) {
+    timeouts->push_back(t);
+    if (timeouts->size() == 1) {
+      splice::system_calls::poll(f, n, 50);
+      errno = EINTR;
+      return -1;
+    }
+    return splice::system_calls::poll(f, n, t);
+  }
+};
+}  // namespace
+
+TEST_CASE("a signal does not restart the proxy's idle timeout", "[proxy]") {
+  rig r;
+  splice::proxy_options o;
+  o.idle_timeout = std::chrono::milliseconds(400);
+  std::vector<int> timeouts;
+  const auto res = splice::proxy(r.a(), r.b(), o, interrupted_once{{}, &timeouts});
+  CHECK(res.error == std::errc::timed_out);
+  REQUIRE(timeouts.size() >= 2);
+  CHECK(timeouts[0] <= 400);
+  CHECK(timeouts[0] > 300);
+  CHECK(timeouts[1] <= timeouts[0] - 50 + 1);  // the time left, not the whole timeout again
+}
+
+TEST_CASE("proxy sets TCP_NODELAY on both sockets unless told not to", "[proxy]") {
+  const bool nodelay = GENERATE(false, true);
+  rig r;
+  ::shutdown(r.client(), SHUT_WR);
+  ::shutdown(r.server(), SHUT_WR);
+  splice::proxy_options o;
+  o.nodelay = nodelay;
+  CHECK_FALSE(splice::proxy(r.a(), r.b(), o).error);
+  for (int fd : {r.a(), r.b()}) {
+    int v = -1;
+    socklen_t len = sizeof v;
+    REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0);
+    CHECK((v != 0) == nodelay);
+  }
+}
+
+TEST_CASE("proxy hands a busy direction back and forth with the other", "[proxy]") {
+  // max_advance makes each direction yield often; nothing may be lost or reordered.
+  rig r;
+  splice::proxy_options o;
+  o.copy.max_advance = 4096;
+  const auto up = payload(3 << 20, 8), down = payload(2 << 20, 9);
+  std::string got_up, got_down;
+  std::thread client([&] {
+    std::thread w([&] {
+      test::write_all(r.client(), up);
+      ::shutdown(r.client(), SHUT_WR);
+    });
+    got_down = test::read_all(r.client());
+    w.join();
+  });
+  std::thread server([&] {
+    std::thread w([&] {
+      test::write_all(r.server(), down);
+      ::shutdown(r.server(), SHUT_WR);
+    });
+    got_up = test::read_all(r.server());
+    w.join();
+  });
+  const auto res = splice::proxy(r.a(), r.b(), o);
+  client.join();
+  server.join();
+  CHECK_FALSE(res.error);
+  CHECK((got_up == up));
+  CHECK((got_down == down));
 }

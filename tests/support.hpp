@@ -15,9 +15,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <cstring>
 
 #include "splice/detail/fd.hpp"
 
@@ -138,6 +143,40 @@ inline std::string read_available(int f) {
   char buf[1 << 16];
   for (ssize_t n; (n = ::read(f, buf, sizeof buf)) > 0;) out.append(buf, std::size_t(n));
   return out;
+}
+
+/// Returns the kernel's id of the calling thread.
+inline pid_t thread_id() { return pid_t(::syscall(SYS_gettid)); }
+
+/// Returns whether thread tid of this process sleeps in the kernel now (state S: in poll,
+/// epoll_wait, a blocking read...). A test uses it to send a signal while a wait is under way.
+inline bool sleeping(pid_t tid) {
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+  fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  char buf[512];
+  const ssize_t n = f ? ::read(f.get(), buf, sizeof buf - 1) : -1;
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* close_paren = std::strrchr(buf, ')');  // the name may hold spaces and parentheses
+  return close_paren && close_paren[1] == ' ' && close_paren[2] == 'S';
+}
+
+/// Sends signal sig to thread `target` (kernel id tid) count times, each while it sleeps in the
+/// kernel, so that each lands inside a wait.
+inline void interrupt_waits(pthread_t target, pid_t tid, int sig, int count) {
+  for (int i = 0; i < count; ++i) {
+    while (!sleeping(tid)) std::this_thread::yield();
+    ::pthread_kill(target, sig);
+  }
+}
+
+/// Waits until the peer has acknowledged every byte sent on the TCP socket f: then every byte is
+/// queued at the receiver, and a test that reads it sees all of it, whatever the scheduler does.
+inline void wait_acked(int f) {
+  for (int unacked = 1; unacked > 0;) {
+    check(::ioctl(f, TIOCOUTQ, &unacked) == 0, "SIOCOUTQ");
+    if (unacked > 0) std::this_thread::yield();
+  }
 }
 
 /// Returns the number of open fds of this process.

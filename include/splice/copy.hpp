@@ -8,29 +8,36 @@
 #include "copier.hpp"
 #include "poller.hpp"
 #include "result.hpp"
-#include "sigpipe.hpp"
 
 namespace splice_lib {
 
 /// copy moves at most limit bytes from src to dst, until src ends, the limit is reached, or an
-/// error; it returns when done. It drives a copier, waiting on poller whenever a non-blocking fd
-/// says EAGAIN. On Linux, socket to socket, and a pipe to or from a socket or another pipe, splice
-/// in the kernel; a socket here is TCP, or a unix stream socket as dst (as src too with
-/// splice_from_unix). Every other pair, and every fd pair on other systems, goes through a
-/// user-space buffer. If no pipe can be had, or the kernel refuses the first splice, the
-/// user-space path takes over without losing a byte. SIGPIPE never reaches the process (see
-/// sigpipe_scope).
+/// error; it returns when done. It drives a copier (which picks the route: splice, sendfile,
+/// copy_file_range, or user space; see copier), waiting on poller whenever a non-blocking socket
+/// or pipe says EAGAIN. If the kernel refuses a pair, or no pipe can be had, user space takes over
+/// without losing a byte. SIGPIPE never reaches the process: it is blocked around each step of the
+/// copy, never across a wait (see sigpipe_scope).
+///
+/// Over blocking fds the copy waits inside read, splice or sendfile, where no poller and no
+/// timeout applies: a copy that must end by a deadline needs non-blocking fds and a poller with
+/// that deadline.
 template <class Poller, class Sys>
 result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options& opt, Sys sys) noexcept {
   static_assert(is_poller_v<Poller>,
                 "a poller needs std::error_code wait_readable(int) and wait_writable(int)");
   copier<Sys> c(detail::blocking_allowed{}, dst, src, limit, opt, std::move(sys));
-  sigpipe_scope scope;
-  for (step s; (s = c.advance(scope)) != step::done;) {
-    const std::error_code ec = s == step::read ? poller.wait_readable(src) : poller.wait_writable(dst);
+  for (;;) {
+    std::error_code ec;
+    switch (c.advance()) {
+      case step::done: return c.result();
+      case step::again:   // nothing else to run on this thread
+      case step::either:  // the next advance() names one fd
+        continue;
+      case step::read: ec = poller.wait_readable(src); break;
+      case step::write: ec = poller.wait_writable(dst); break;
+    }
     if (ec) c.stop(ec, "poll");
   }
-  return c.result();
 }
 
 /// The same, through the real system calls.

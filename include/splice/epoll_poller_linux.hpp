@@ -2,6 +2,7 @@
 #ifndef SPLICE_EPOLL_POLLER_LINUX_HPP_
 #define SPLICE_EPOLL_POLLER_LINUX_HPP_
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <system_error>
@@ -21,12 +22,16 @@ namespace splice_lib {
 /// EAGAIN, so every later change of readiness is an edge.
 ///
 /// Call forget(fd) before closing a registered fd: its number may come back for another file.
-/// Its timeout applies to each wait, as with poll_poller. Not thread-safe: one thread at a time.
+/// A timeout applies to each wait and a deadline to all of them, as with poll_poller.
+/// Not thread-safe: one thread at a time.
 class epoll_poller {
  public:
-  /// Waits without a deadline; a negative timeout means the same.
+  /// Waits without a deadline; a negative timeout, or one too long to add to the clock, means the same.
   explicit epoll_poller(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) noexcept
       : ep_(::epoll_create1(EPOLL_CLOEXEC)), timeout_(timeout) {}
+  /// Gives up on every wait at deadline.
+  explicit epoll_poller(std::chrono::steady_clock::time_point deadline) noexcept
+      : ep_(::epoll_create1(EPOLL_CLOEXEC)), deadline_(deadline) {}
 
   /// Returns the error of epoll_create1, if it failed; every wait then fails with it too.
   std::error_code status() const noexcept { return ep_ ? std::error_code{} : create_error_; }
@@ -52,27 +57,17 @@ class epoll_poller {
     if (!ep_) return create_error_;
     if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
     if (auto ec = enroll(fd)) return ec;
-    using clock = std::chrono::steady_clock;
-    const bool timed = timeout_.count() >= 0;
-    const auto deadline = timed ? clock::now() + timeout_ : clock::time_point{};
+    const auto until = std::min(deadline_, detail::deadline_after(timeout_));
     for (;;) {
       std::uint32_t& s = state_[std::size_t(fd)];
       if (s & (want | hangup)) {
         s &= ~want;  // consumed: the next wait on this direction needs a new edge
         return {};
       }
-      int ms = -1;
-      if (timed) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now());
-        ms = left.count() > 0 ? detail::poll_ms(left) : 0;
-      }
       epoll_event ev[64];
-      const int n = ::epoll_wait(ep_.get(), ev, 64, ms);
-      if (n == 0) return std::make_error_code(std::errc::timed_out);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return detail::last_error();
-      }
+      const int n = ::epoll_wait(ep_.get(), ev, 64, detail::ms_until(until));
+      if (n == 0 && detail::clock_type::now() >= until) return std::make_error_code(std::errc::timed_out);
+      if (n < 0 && errno != EINTR) return detail::last_error();
       for (int i = 0; i < n; ++i) {
         const int other = ev[i].data.fd;
         if (other >= 0 && std::size_t(other) < state_.size()) state_[std::size_t(other)] |= ev[i].events;
@@ -101,7 +96,8 @@ class epoll_poller {
 
   detail::unique_fd ep_;
   std::error_code create_error_ = ep_ ? std::error_code{} : detail::last_error();
-  std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds timeout_{-1};
+  std::chrono::steady_clock::time_point deadline_ = detail::no_deadline;
   std::vector<std::uint32_t> state_;  // per fd: registered, and readiness not yet consumed
 };
 

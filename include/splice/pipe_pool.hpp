@@ -2,6 +2,8 @@
 #ifndef SPLICE_PIPE_POOL_HPP_
 #define SPLICE_PIPE_POOL_HPP_
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -15,10 +17,18 @@
 namespace splice_lib {
 
 /// pipe_pool keeps empty pipes for reuse, so that a copy does not pay for pipe2, F_SETPIPE_SZ and
-/// two closes. Thread-safe. Bounded: at most `max_pipes` pipes exist at once, in use or idle, and at
-/// most `max_idle` wait idle; a copy that finds the pool exhausted takes the user-space path. Only
-/// empty pipes come back: a pipe that still holds bytes is closed, since they belong to a stream
-/// that has ended.
+/// two closes. Thread-safe. Bounded: at most `max_pipes` pipes exist at once, in use or idle, at
+/// most `max_idle` wait idle, and their capacity stays within `max_bytes`; a copy that finds the
+/// pool exhausted takes the user-space path and asks again later. Only empty pipes come back: a
+/// pipe that still holds bytes is closed, since they belong to a stream that has ended.
+///
+/// The per-user pipe budget: an unprivileged user's pipes may hold fs.pipe-user-pages-soft pages in
+/// all (64 MiB by default), counted by capacity, idle pipes included; past it the kernel makes new
+/// pipes of two pages and refuses F_SETPIPE_SZ with EPERM. So an unprivileged process's pool keeps
+/// within that budget on its own, asking for smaller pipes as it fills up, and a pipe the kernel
+/// grants below `min_pipe_size` (the user's other processes have spent the budget) is closed: the
+/// copy runs in user space, which costs less CPU than a two-page pipe, and the pool makes no new
+/// pipe for a second.
 class pipe_pool {
  public:
   struct config {
@@ -28,6 +38,12 @@ class pipe_pool {
     std::size_t max_idle = 16;
     /// Pipes in existence at once, in use plus idle.
     std::size_t max_pipes = 1024;
+    /// Capacity the pool's pipes may hold at once, in use plus idle; 0: the per-user pipe budget
+    /// for an unprivileged process (fs.pipe-user-pages-soft), no bound for a privileged one (root,
+    /// CAP_SYS_RESOURCE), which the kernel exempts.
+    std::size_t max_bytes = 0;
+    /// The smallest pipe worth splicing through (see the class comment).
+    std::size_t min_pipe_size = std::size_t(64) << 10;
   };
 
   /// What the pool has done so far.
@@ -37,7 +53,10 @@ class pipe_pool {
     std::uint64_t created = 0;  ///< pipes made
     std::uint64_t reused = 0;   ///< acquires served by an idle pipe
     std::uint64_t discarded = 0;   ///< pipes closed because they still held bytes
-    std::uint64_t exhausted = 0;   ///< acquires refused because max_pipes were in existence
+    std::uint64_t exhausted = 0;   ///< acquires refused: max_pipes in existence, or max_bytes held
+    std::uint64_t shrunk = 0;      ///< pipes made smaller than pipe_size to stay within max_bytes
+    std::uint64_t undersized = 0;  ///< pipes closed at once: the kernel granted less than min_pipe_size
+    std::size_t bytes_held = 0;    ///< capacity of the pipes in existence now
     std::uint64_t spliced_bytes = 0;  ///< bytes that copies using this pool moved with splice
     std::uint64_t copied_bytes = 0;   ///< bytes that they moved through user space
   };
@@ -46,7 +65,8 @@ class pipe_pool {
   /// Makes an empty pool. The idle slots are allocated here, so that release() never allocates;
   /// if even that fails, the pool keeps no idle pipes.
   explicit pipe_pool(const config& c) noexcept
-      : config_(c), idle_(new (std::nothrow) detail::pipe[c.max_idle]), idle_cap_(idle_ ? c.max_idle : 0) {}
+      : config_(c), idle_(new (std::nothrow) detail::pipe[c.max_idle]), idle_cap_(idle_ ? c.max_idle : 0),
+        max_bytes_(c.max_bytes ? c.max_bytes : detail::pipe_budget()) {}
   pipe_pool(const pipe_pool&) = delete;
   pipe_pool& operator=(const pipe_pool&) = delete;
 
@@ -60,19 +80,29 @@ class pipe_pool {
 
   /// Returns the configuration the pool was made with.
   const config& settings() const noexcept { return config_; }
+  /// Returns the capacity the pool's pipes may hold at once (SIZE_MAX: no bound).
+  std::size_t max_bytes() const noexcept { return max_bytes_; }
 
   /// Returns a snapshot of the counters.
   counters stats() const noexcept {
     std::lock_guard<std::mutex> lock(mu_);
     counters c = counters_;
     c.idle = idle_count_;
+    c.bytes_held = held_;
     return c;
   }
 
-  /// acquire hands out an empty pipe: an idle one, or a new one when fewer than max_pipes exist.
-  /// Fails with EMFILE when the pool is exhausted, or with the error of pipe creation.
+  /// acquire hands out an empty pipe: an idle one, or a new one when fewer than max_pipes exist and
+  /// the budget has room. Fails with EMFILE when the pool is exhausted, or with the error of pipe
+  /// creation.
   template <class Sys>
   std::error_code acquire(Sys& sys, detail::pipe& p, const char*& op) noexcept {
+    const auto refuse = [&] {
+      ++counters_.exhausted;
+      op = "pipe2";
+      return std::make_error_code(std::errc::too_many_files_open);
+    };
+    std::size_t size = config_.pipe_size;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (idle_count_ > 0) {
@@ -81,28 +111,41 @@ class pipe_pool {
         ++counters_.reused;
         return {};
       }
-      if (counters_.in_use >= config_.max_pipes) {
-        ++counters_.exhausted;
-        op = "pipe2";
-        return std::make_error_code(std::errc::too_many_files_open);
-      }
-      ++counters_.in_use;  // reserve the slot; the pipe is made without the lock
+      if (counters_.in_use >= config_.max_pipes) return refuse();
+      if (detail::clock_type::now() < retry_after_) return refuse();
+      while (size > config_.min_pipe_size && held_ + size > max_bytes_) size /= 2;
+      if (held_ + size > max_bytes_) return refuse();
+      ++counters_.in_use;  // reserve the slot and the bytes; the pipe is made without the lock
+      held_ += size;
     }
-    auto ec = detail::make_pipe(sys, config_.pipe_size, p, op);
+    auto ec = detail::make_pipe(sys, size, p, op);
     std::lock_guard<std::mutex> lock(mu_);
+    held_ -= size;
+    if (!ec && p.capacity < std::min(size, config_.min_pipe_size)) {
+      ++counters_.undersized;
+      retry_after_ = detail::clock_type::now() + std::chrono::seconds(1);
+      p = detail::pipe{};
+      --counters_.in_use;
+      return refuse();
+    }
     if (ec) {
       --counters_.in_use;
-    } else {
-      ++counters_.created;
+      return ec;
     }
-    return ec;
+    held_ += p.capacity;
+    ++counters_.created;
+    if (size < config_.pipe_size) ++counters_.shrunk;
+    return {};
   }
 
   /// clear closes the idle pipes (to give back their fds and pipe pages, or before a fork).
   /// Pipes in use are not affected.
   void clear() noexcept {
     std::lock_guard<std::mutex> lock(mu_);
-    while (idle_count_ > 0) idle_[--idle_count_] = detail::pipe{};
+    while (idle_count_ > 0) {
+      held_ -= idle_[--idle_count_].capacity;
+      idle_[idle_count_] = detail::pipe{};
+    }
   }
 
   /// record adds what a finished copy moved to the byte counters.
@@ -121,7 +164,9 @@ class pipe_pool {
       ++counters_.discarded;
     } else if (idle_count_ < idle_cap_) {
       idle_[idle_count_++] = std::move(p);
+      return;
     }
+    held_ -= p.capacity;
     // p, if not kept, closes here; close is cheap and never blocks for a pipe.
   }
 
@@ -130,7 +175,10 @@ class pipe_pool {
   mutable std::mutex mu_;
   std::unique_ptr<detail::pipe[]> idle_;  // idle_[0, idle_count_) are empty pipes ready for reuse
   const std::size_t idle_cap_;
+  const std::size_t max_bytes_;
   std::size_t idle_count_ = 0;
+  std::size_t held_ = 0;  // capacity of the pipes in existence
+  detail::clock_type::time_point retry_after_{};  // no new pipe before then (after an undersized one)
   counters counters_;
 };
 

@@ -2,6 +2,7 @@
 #ifndef SPLICE_POLLER_HPP_
 #define SPLICE_POLLER_HPP_
 
+#include <algorithm>
 #include <chrono>
 #include <system_error>
 #include <type_traits>
@@ -19,7 +20,8 @@ namespace splice_lib {
 //                        has an error pending (the next system call on fd will tell which);
 //   p.wait_writable(fd) the same for writing;
 // and neither throws. A spurious falsy return is allowed. A deadline is reported as
-// std::errc::timed_out. A poller for a fiber or coroutine scheduler suspends the caller here.
+// std::errc::timed_out. A poller for a fiber scheduler suspends the calling fiber here; a C++20
+// coroutine cannot (a wait must return synchronously): drive a copier from the coroutine instead.
 
 /// is_poller_v<P> is true when P meets the poller requirements above.
 template <class P, class = void>
@@ -36,15 +38,20 @@ template <class P>
 concept poller = is_poller_v<P>;
 #endif
 
-/// poll_poller waits with poll(2), one fd at a time. Its timeout applies to each wait: a wait
-/// that sees no readiness for that long returns std::errc::timed_out. EINTR is retried with the
-/// time that is left. Stateless apart from the timeout; one object may serve any number of threads.
+/// poll_poller waits with poll(2), one fd at a time. A timeout applies to each wait: a wait that
+/// sees no readiness for that long returns std::errc::timed_out. A deadline applies to all waits: a
+/// wait still waiting then returns std::errc::timed_out, and every later wait at once. EINTR is
+/// retried with the time that is left. Stateless apart from those; one object may serve any number
+/// of threads.
 class poll_poller {
  public:
   /// Waits without a deadline.
   poll_poller() noexcept = default;
-  /// Gives up on a wait after timeout; a negative timeout means no deadline.
+  /// Gives up on a wait after timeout; a negative timeout, or one too long to add to the clock,
+  /// means none.
   explicit poll_poller(std::chrono::milliseconds timeout) noexcept : timeout_(timeout) {}
+  /// Gives up on every wait at deadline, as Go's SetDeadline does.
+  explicit poll_poller(std::chrono::steady_clock::time_point deadline) noexcept : deadline_(deadline) {}
 
   /// Waits until fd is readable.
   std::error_code wait_readable(int fd) noexcept { return wait(fd, POLLIN); }
@@ -53,24 +60,19 @@ class poll_poller {
 
  private:
   std::error_code wait(int fd, short events) const noexcept {
-    using clock = std::chrono::steady_clock;
-    const bool timed = timeout_.count() >= 0;
-    const auto deadline = timed ? clock::now() + timeout_ : clock::time_point{};
-    for (int ms = detail::poll_ms(timeout_);;) {
+    const auto until = std::min(deadline_, detail::deadline_after(timeout_));
+    for (;;) {
       pollfd p{fd, events, 0};
-      const int n = ::poll(&p, 1, ms);
+      const int n = ::poll(&p, 1, detail::ms_until(until));
       if (n > 0) return (p.revents & POLLNVAL) ? std::make_error_code(std::errc::bad_file_descriptor)
                                                : std::error_code{};
-      if (n == 0) return std::make_error_code(std::errc::timed_out);
-      if (errno != EINTR) return detail::last_error();
-      if (timed) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now());
-        ms = left.count() > 0 ? detail::poll_ms(left) : 0;
-      }
+      if (n == 0 && detail::clock_type::now() >= until) return std::make_error_code(std::errc::timed_out);
+      if (n < 0 && errno != EINTR) return detail::last_error();
     }
   }
 
   std::chrono::milliseconds timeout_{-1};
+  std::chrono::steady_clock::time_point deadline_ = detail::no_deadline;
 };
 
 static_assert(is_poller_v<poll_poller>);

@@ -4,7 +4,8 @@
 - HTTP: GET /<file> from DIR; PUT answers with the sha256 of the body it received.
 - echo: sends back every byte, and half-closes when the client does.
 - answer-after-eof: reads until end of file, then sends the sha256 of what it read, 1 MiB times 4.
-Prints "http PORT", "echo PORT", "eof PORT" and then serves until killed.
+- sink: reads until end of file with a plain read loop, then answers "LENGTH SHA256\n" and closes.
+Prints "http PORT", "echo PORT", "eof PORT", "sink PORT" and then serves until killed.
 
 usage: servers.py DIR
 """
@@ -39,6 +40,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # clients that vanish mid-download are part of the tests
+
+
 async def echo(reader, writer):
     while data := await reader.read(1 << 16):
         writer.write(data)
@@ -59,14 +65,26 @@ async def answer_after_eof(reader, writer):
     writer.close()
 
 
+async def sink(reader, writer):
+    h, n = hashlib.sha256(), 0
+    while data := await reader.read(1 << 20):
+        h.update(data)
+        n += len(data)
+    writer.write(f"{n} {h.hexdigest()}\n".encode())
+    await writer.drain()
+    writer.close()
+
+
 async def main():
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    web = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=web.serve_forever, daemon=True).start()
     e = await asyncio.start_server(echo, "127.0.0.1", 0, backlog=1024)
     f = await asyncio.start_server(answer_after_eof, "127.0.0.1", 0)
+    s = await asyncio.start_server(sink, "127.0.0.1", 0)
     print("http", web.server_address[1])
     print("echo", e.sockets[0].getsockname()[1])
-    print("eof", f.sockets[0].getsockname()[1], flush=True)
+    print("eof", f.sockets[0].getsockname()[1])
+    print("sink", s.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 
 

@@ -5,17 +5,18 @@
 # the backlog). Passes when every payload came back whole, the proxy never held more than its limit,
 # its RSS at the end is within 20% (+4 MiB) of the RSS after the first tenth, and its sockets are back
 # to the baseline and its pipes within the pool's bound afterwards.
-#   soak.sh EPOLL_PROXY SECONDS      (CI: 120; documented long run: 3600)
+#   soak.sh EPOLL_PROXY SECONDS [PROXY_FLAGS...]   (CI: 120, and 30 with --threads 2; documented long run: 3600)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 proxy=$1 secs=$2
+shift 2
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"' EXIT
 
 python3 "$here/servers.py" "$work" >"$work/servers.txt" & pids+=($!)
 for _ in $(seq 100); do echo_port=$(sed -n 's/^echo //p' "$work/servers.txt"); [ -n "$echo_port" ] && break; sleep 0.1; done
-"$proxy" 127.0.0.1:0 "127.0.0.1:$echo_port" --max-conns 200 >"$work/proxy.log" & pid=$!; pids+=($pid)
+"$proxy" 127.0.0.1:0 "127.0.0.1:$echo_port" --max-conns 200 "$@" >"$work/proxy.log" & pid=$!; pids+=($pid)
 for _ in $(seq 100); do port=$(sed -n 's/^listening on .*://p' "$work/proxy.log"); [ -n "$port" ] && break; sleep 0.1; done
 
 count() { find "/proc/$pid/fd" -mindepth 1 -printf '%l\n' 2>/dev/null | grep -c "^$1"; }

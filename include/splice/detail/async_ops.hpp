@@ -15,6 +15,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "../splice.hpp"
@@ -43,7 +45,8 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   relay_op(Handler handler, A& a, B& b, std::uint64_t limit, const proxy_options& opt, const Sys& sys)
       : handler_(std::move(handler)),
         work_(Net::work_guard(Net::associated_executor(handler_, a.get_executor()))),
-        strand_(Net::make_strand(a.get_executor())), a_(a), b_(b), sys_(sys), idle_(opt.idle_timeout) {
+        strand_(Net::make_strand(a.get_executor())), a_(a), b_(b), sys_(sys), idle_(opt.idle_timeout),
+        nodelay_(both_ways && opt.nodelay) {
     dir_[0].copier.emplace(b.native_handle(), a.native_handle(), limit, opt.copy, sys);
     dir_[0].ended = false;
     if constexpr (both_ways) {
@@ -106,11 +109,15 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   }
 
   // begin runs first on the strand: the copier needs O_NONBLOCK fds, and asio's own
-  // native_non_blocking keeps the user-visible non_blocking() mode as the caller set it.
+  // native_non_blocking keeps the user-visible non_blocking() mode as the caller set it. A proxy
+  // sets TCP_NODELAY as splice::proxy does (proxy_options::nodelay).
   void begin() {
     error_code ec;
     a_.native_non_blocking(true, ec);
     if (!ec) b_.native_non_blocking(true, ec);
+    const int one = 1;
+    for (int fd : {a_.native_handle(), b_.native_handle()})
+      if (nodelay_) sys_.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly off TCP
     if (ec) {
       stop_all(Net::to_std(ec), "fcntl");
     } else {
@@ -289,6 +296,7 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   direction dir_[2];
   std::optional<typename Net::template timer<typename A::executor_type>> timer_;
   std::chrono::milliseconds idle_;
+  bool nodelay_;
   clock::time_point last_active_{};
   std::atomic<unsigned> cancel_requested_{0};
   std::error_code error_;

@@ -1,25 +1,37 @@
 // SPDX-License-Identifier: MIT
-// The Linux kernel path: which fd pairs splice, pipe creation, and the splice call itself.
+// The Linux kernel paths: which fd pairs take which route, pipe creation, and the calls that move
+// bytes inside the kernel (splice, sendfile, copy_file_range).
 #ifndef SPLICE_DETAIL_SPLICE_LINUX_HPP_
 #define SPLICE_DETAIL_SPLICE_LINUX_HPP_
 
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <system_error>
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fd.hpp"
+#include "plan.hpp"
 #include "sys.hpp"
 
 namespace splice_lib {
 
-/// The Linux system calls: the POSIX ones plus splice and pipe2.
+/// The Linux system calls: the POSIX ones plus splice, pipe2, sendfile and copy_file_range. The
+/// three that move bytes pass no offsets: they read and write at the fds' file offsets and
+/// advance them, as read(2) and write(2) do.
 struct linux_calls : posix_calls {
   ssize_t splice(int in, int out, std::size_t n, unsigned flags) {
     return ::splice(in, nullptr, out, nullptr, n, flags);
+  }
+  ssize_t sendfile(int out, int in, std::size_t n) { return ::sendfile(out, in, nullptr, n); }
+  ssize_t copy_file_range(int in, int out, std::size_t n) {
+    return ::copy_file_range(in, nullptr, out, nullptr, n, 0);
   }
   int pipe2(int fds[2], int flags) { return ::pipe2(fds, flags); }
 };
@@ -30,21 +42,24 @@ namespace detail {
 
 inline constexpr bool can_splice = true;
 
-/// route is how a copier moves bytes between its two ends.
-enum class route {
-  user,       // read(2) into a buffer, write(2) or send(2) out of it
-  via_pipe,   // socket -> temporary pipe -> socket, two splices per chunk
-  from_pipe,  // src is a pipe: one splice per chunk, straight into dst
-  to_pipe,    // dst is a pipe: one splice per chunk, straight out of src
+enum class end_kind { tcp, unix_stream, pipe, file, other };
+
+/// end is what make_plan learns of one fd.
+struct end {
+  end_kind kind = end_kind::other;
+  bool socket = false, always_ready = false, nonblocking = false, append = false;
 };
 
-enum class end_kind { tcp, unix_stream, pipe, other };
-
-/// classify tells a TCP socket from a unix stream socket from a pipe from anything else, with one
-/// system call for a TCP socket and at most three for anything else. An invalid fd fails here,
-/// before a byte moves.
+/// inspect reads fd's flags (one fcntl) and kind: one getsockopt for a TCP socket, up to three for
+/// another socket, an fstat for the rest. A bad fd, a src not open for reading and a dst not open
+/// for writing fail here, before src gives a byte.
 template <class Sys>
-std::error_code classify(Sys& sys, int fd, end_kind& kind, const char*& op) noexcept {
+std::error_code inspect(Sys& sys, int fd, bool src, end& e, const char*& op) noexcept {
+  const int flags = retry([&] { return sys.fcntl(fd, F_GETFL, 0); });
+  if (flags < 0) return op = "fcntl", last_error();
+  if (!access_ok(flags, src)) return op = "fcntl", std::make_error_code(std::errc::bad_file_descriptor);
+  e.nonblocking = (flags & O_NONBLOCK) != 0;
+  e.append = (flags & O_APPEND) != 0;
   // The value of a SOL_SOCKET option, or -1 if it cannot be had.
   const auto option = [&](int name) {
     int value = -1;
@@ -54,43 +69,72 @@ std::error_code classify(Sys& sys, int fd, end_kind& kind, const char*& op) noex
   int proto = 0;
   socklen_t len = sizeof proto;
   if (retry([&] { return sys.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len); }) == 0) {
-    kind = end_kind::other;
-    if (proto == IPPROTO_TCP) kind = end_kind::tcp;
-    else if (proto == 0 && option(SO_DOMAIN) == AF_UNIX && option(SO_TYPE) == SOCK_STREAM) kind = end_kind::unix_stream;
+    e.socket = true;
+    if (proto == IPPROTO_TCP) e.kind = end_kind::tcp;
+    else if (proto == 0 && option(SO_DOMAIN) == AF_UNIX && option(SO_TYPE) == SOCK_STREAM) e.kind = end_kind::unix_stream;
     return {};
   }
   if (errno != ENOTSOCK) return op = "getsockopt", last_error();
   struct stat st {};
   if (retry([&] { return sys.fstat(fd, &st); }) != 0) return op = "fstat", last_error();
-  kind = S_ISFIFO(st.st_mode) ? end_kind::pipe : end_kind::other;
+  if (S_ISFIFO(st.st_mode)) e.kind = end_kind::pipe;
+  else if (S_ISREG(st.st_mode)) e.kind = end_kind::file;
+  e.always_ready = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
   return {};
 }
 
-/// plan picks the route for dst <- src. Two sockets (TCP, or a unix stream socket) go through a
-/// temporary pipe; a pipe end paired with a socket or another pipe is spliced directly. A unix
-/// socket is spliced into but, unless splice_from_unix, not out of: the benchmark measured splicing
-/// out of one no faster than read(2), as Go found. Files and the rest take the user-space path:
-/// splice either does not support them or has not been measured to win.
+/// make_plan picks the route for dst <- src:
+/// - a regular file into a socket: sendfile; into another regular file: copy_file_range;
+/// - a pipe end paired with a socket, a pipe or a regular file: one splice per chunk;
+/// - a socket into a socket or a regular file: through a pooled pipe;
+/// - everything else, and any dst opened O_APPEND (splice refuses it with EINVAL,
+///   copy_file_range with EBADF): user space.
+/// "Socket" means TCP or a unix stream socket, except that a unix socket is spliced out of only
+/// with splice_from_unix: the benchmark measured it no faster than read(2), as Go found.
 template <class Sys>
-std::error_code plan(Sys& sys, int dst, int src, bool splice_from_unix, route& r, const char*& op) noexcept {
-  end_kind d{}, s{};
-  if (auto ec = classify(sys, src, s, op)) return ec;
-  if (auto ec = classify(sys, dst, d, op)) return ec;
-  if (s == end_kind::unix_stream && !splice_from_unix) s = end_kind::other;
-  const auto socket = [](end_kind k) { return k == end_kind::tcp || k == end_kind::unix_stream; };
-  if (socket(s) && socket(d)) r = route::via_pipe;
-  else if (s == end_kind::pipe && d != end_kind::other) r = route::from_pipe;
-  else if (d == end_kind::pipe && socket(s)) r = route::to_pipe;
-  else r = route::user;
+std::error_code make_plan(Sys& sys, int dst, int src, bool splice_from_unix, plan& p, const char*& op) noexcept {
+  end s, d;
+  if (auto ec = inspect(sys, src, true, s, op)) return ec;
+  if (auto ec = inspect(sys, dst, false, d, op)) return ec;
+  p.src_always_ready = s.always_ready;
+  p.dst_always_ready = d.always_ready;
+  p.src_nonblocking = s.nonblocking;
+  p.dst_nonblocking = d.nonblocking;
+  p.dst_socket = d.socket;
+  p.src_tcp = s.kind == end_kind::tcp;
+  p.src_pipe = s.kind == end_kind::pipe;
+  const bool from_socket = s.kind == end_kind::tcp || (s.kind == end_kind::unix_stream && splice_from_unix);
+  const bool to_socket = d.kind == end_kind::tcp || d.kind == end_kind::unix_stream;
+  const bool to_file = d.kind == end_kind::file;
+  const bool pipe_pair = (s.kind == end_kind::pipe && (to_socket || to_file || d.kind == end_kind::pipe)) ||
+                         (d.kind == end_kind::pipe && (from_socket || s.kind == end_kind::file));
+  p.how = route::user;
+  if (d.append) return {};
+  if (s.kind == end_kind::file && to_file) p.how = route::copy_range;
+  else if (s.kind == end_kind::file && to_socket) p.how = route::sendfile;
+  else if (pipe_pair) p.how = route::direct;
+  else if (from_socket && (to_socket || to_file)) p.how = route::relay;
   return {};
 }
 
 /// splice_move moves at most n bytes from in to out; one of them is a pipe. SPLICE_F_NONBLOCK
-/// makes the pipe side non-blocking; the socket side follows its own O_NONBLOCK. No SPLICE_F_MORE:
+/// makes the pipe side non-blocking; the other side follows its own O_NONBLOCK. No SPLICE_F_MORE:
 /// it corks the socket and stalls small request/response traffic.
 template <class Sys>
 ssize_t splice_move(Sys& sys, int in, int out, std::size_t n) noexcept {
   return retry([&] { return sys.splice(in, out, n, SPLICE_F_NONBLOCK); });
+}
+
+/// send_file moves at most n bytes from the regular file in to the socket out.
+template <class Sys>
+ssize_t send_file(Sys& sys, int out, int in, std::size_t n) noexcept {
+  return retry([&] { return sys.sendfile(out, in, n); });
+}
+
+/// copy_range moves at most n bytes from the regular file in to the regular file out.
+template <class Sys>
+ssize_t copy_range(Sys& sys, int in, int out, std::size_t n) noexcept {
+  return retry([&] { return sys.copy_file_range(in, out, n); });
 }
 
 /// make_pipe makes a non-blocking, close-on-exec pipe and asks for size bytes of capacity.
@@ -120,12 +164,33 @@ std::error_code make_pipe(Sys& sys, std::size_t size, pipe& p, const char*& op) 
   return {};
 }
 
-/// pipe_end_ready polls a pipe end without waiting. A direct splice that says EAGAIN leaves open
-/// which end is not ready; the pipe end's state answers it, and the other end is then the one.
+/// pipe_budget returns the pipe capacity an unprivileged process may hold (fs.pipe-user-pages-soft
+/// pages, for all of its user's processes), or SIZE_MAX for a privileged one (CAP_SYS_RESOURCE or
+/// CAP_SYS_ADMIN in effect), which the kernel exempts, and where the limit is 0 or unreadable.
+inline std::size_t pipe_budget() noexcept {
+  constexpr std::size_t none = SIZE_MAX;
+  unsigned long long pages = 0, caps = 0;
+  if (FILE* f = std::fopen("/proc/sys/fs/pipe-user-pages-soft", "re")) {
+    if (std::fscanf(f, "%llu", &pages) != 1) pages = 0;
+    (void)std::fclose(f);
+  }
+  if (FILE* f = std::fopen("/proc/self/status", "re")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
+    (void)std::fclose(f);
+  }
+  constexpr unsigned long long exempt = (1ull << 24) | (1ull << 21);  // CAP_SYS_RESOURCE, CAP_SYS_ADMIN
+  if (pages == 0 || (caps & exempt)) return none;
+  return std::size_t(pages) * std::size_t(::sysconf(_SC_PAGESIZE));
+}
+
+/// pipe_end_ready polls a pipe end without waiting: 1 ready, 0 not, -1 if poll failed.
 template <class Sys>
-bool pipe_end_ready(Sys& sys, int fd, short events) noexcept {
+int pipe_end_ready(Sys& sys, int fd, short events) noexcept {
   pollfd p{fd, events, 0};
-  return retry([&] { return sys.poll(&p, 1, 0); }) != 0;
+  const int n = retry([&] { return sys.poll(&p, 1, 0); });
+  return n < 0 ? -1 : n > 0;
 }
 
 }  // namespace detail

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The system-call seam: every system call the library makes goes through a `Sys` object.
+// The system-call seam: every system call the library makes on a copy's fds goes through a `Sys`
+// object; and the time arithmetic of deadlines.
 #ifndef SPLICE_DETAIL_SYS_HPP_
 #define SPLICE_DETAIL_SYS_HPP_
 
@@ -11,7 +12,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +30,11 @@ struct posix_calls {
   int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
     return ::getsockopt(fd, level, name, value, len);
   }
+  int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
+    return ::setsockopt(fd, level, name, value, len);
+  }
+  /// 1 when the next byte to read from a TCP socket is its urgent mark, 0 when not, -1 on error.
+  int sockatmark(int fd) { return ::sockatmark(fd); }
   int fstat(int fd, struct stat* st) { return ::fstat(fd, st); }
   int pipe(int fds[2]) { return ::pipe(fds); }
   int fcntl(int fd, int cmd, int arg) { return ::fcntl(fd, cmd, arg); }
@@ -43,9 +48,9 @@ namespace detail {
 inline std::error_code last_error() noexcept { return {errno, std::system_category()}; }
 
 /// retry calls f until it fails with something other than EINTR. Every call the library makes goes
-/// through here; retrying is safe for all of them: read, write, send and splice fail with EINTR only
-/// when they moved nothing, and the others have no effect when they fail.
-/// close is never routed here: Linux frees the descriptor even when close says EINTR.
+/// through here; retrying is safe for all of them: read, write, send, splice, sendfile and
+/// copy_file_range fail with EINTR only when they moved nothing, and the others have no effect
+/// when they fail. close is never routed here: Linux frees the descriptor even when close says EINTR.
 template <class F>
 auto retry(F f) noexcept {
   auto r = f();
@@ -53,10 +58,27 @@ auto retry(F f) noexcept {
   return r;
 }
 
-/// poll_ms turns a timeout into poll(2)'s milliseconds: negative means none (-1), and a timeout
-/// longer than an int holds is clamped rather than wrapped.
-inline int poll_ms(std::chrono::milliseconds t) noexcept {
-  return t.count() < 0 ? -1 : t.count() > INT_MAX ? INT_MAX : int(t.count());
+using clock_type = std::chrono::steady_clock;
+
+/// no_deadline is the time point that never comes.
+inline constexpr clock_type::time_point no_deadline = clock_type::time_point::max();
+
+/// deadline_after returns now + t, or no_deadline when t is negative or longer than the clock can
+/// add (milliseconds::max() and the like mean "no timeout", never "at once").
+inline clock_type::time_point deadline_after(std::chrono::milliseconds t) noexcept {
+  if (t.count() < 0) return no_deadline;
+  const auto now = clock_type::now();
+  if (t >= std::chrono::duration_cast<std::chrono::milliseconds>(no_deadline - now)) return no_deadline;
+  return now + t;
+}
+
+/// ms_until returns a poll(2) or epoll_wait(2) timeout that ends at `until`: -1 for no_deadline,
+/// rounded up to whole milliseconds, and clamped to INT_MAX (about 24.8 days): a caller that sees
+/// it run out before `until` waits again.
+inline int ms_until(clock_type::time_point until) noexcept {
+  if (until == no_deadline) return -1;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - clock_type::now()).count();
+  return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : int(left);
 }
 
 }  // namespace detail

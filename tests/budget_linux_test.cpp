@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+// The pool within the per-user pipe budget. Root is exempt from the budget, so the cases tagged
+// [.unprivileged] run as user nobody, through tests/unprivileged.sh (a ctest test of its own).
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "splice/splice.hpp"
+#include "support.hpp"
+
+namespace {
+
+using pipe_t = splice_lib::detail::pipe;
+
+/// The real system calls; F_SETPIPE_SZ is refused with EPERM, as for a user past the budget.
+struct budget_spent : splice::system_calls {
+  int fcntl(int fd, int cmd, int arg) {
+    if (cmd == F_SETPIPE_SZ) return errno = EPERM, -1;
+    return splice::system_calls::fcntl(fd, cmd, arg);
+  }
+};
+
+/// Copies data through a relay with opt and returns the result; checks every byte arrived.
+splice::result relay_copy(const std::string& data, const splice::options& opt) {
+  test::relay r;
+  splice::result res;
+  std::string got = test::through(r, data, [&] {
+    splice::poll_poller p;
+    res = splice::copy(r.dst(), r.src(), splice::no_limit, p, opt);
+  });
+  CHECK((got == data));
+  CHECK(res.bytes == data.size());
+  CHECK_FALSE(res.error);
+  return res;
+}
+
+}  // namespace
+
+TEST_CASE("the pool asks for smaller pipes as it nears its byte bound, then refuses", "[pool][budget]") {
+  splice::pipe_pool::config cfg;
+  cfg.max_bytes = (5u << 20) / 2;  // 2.5 MiB
+  cfg.min_pipe_size = 256 << 10;
+  splice::pipe_pool pool(cfg);
+  splice_lib::system_calls sys;
+  const char* op = "";
+  std::vector<pipe_t> held(4);
+  for (int i = 0; i < 3; ++i) REQUIRE_FALSE(pool.acquire(sys, held[std::size_t(i)], op));
+  CHECK(held[0].capacity == (1u << 20));
+  CHECK(held[1].capacity == (1u << 20));
+  CHECK(held[2].capacity == (512u << 10));  // what is left of the bound
+  CHECK(pool.acquire(sys, held[3], op) == std::errc::too_many_files_open);  // 256 KiB more would not fit
+  const auto st = pool.stats();
+  CHECK(st.bytes_held == (5u << 20) / 2);
+  CHECK(st.shrunk == 1);
+  CHECK(st.exhausted == 1);
+  pool.release(std::move(held[0]), false);  // closed: holds bytes
+  CHECK(pool.stats().bytes_held == (3u << 20) / 2);
+  REQUIRE_FALSE(pool.acquire(sys, held[0], op));  // room again
+  CHECK(held[0].capacity == (1u << 20));
+  for (auto& p : held)
+    if (p) pool.release(std::move(p), true);
+  CHECK(pool.stats().in_use == 0);
+}
+
+TEST_CASE("a pipe the kernel grants too small is closed, and copies take user space meanwhile", "[pool][budget]") {
+  splice::pipe_pool::config cfg;
+  cfg.min_pipe_size = 128 << 10;  // more than a pipe has before F_SETPIPE_SZ (64 KiB)
+  splice::pipe_pool pool(cfg);
+  budget_spent sys;
+  const char* op = "";
+  pipe_t p;
+  CHECK(pool.acquire(sys, p, op) == std::errc::too_many_files_open);
+  CHECK_FALSE(p);
+  CHECK(pool.acquire(sys, p, op) == std::errc::too_many_files_open);  // no new pipe for a while
+  const auto st = pool.stats();
+  CHECK(st.undersized == 1);
+  CHECK(st.created == 0);
+  CHECK(st.in_use == 0);
+  CHECK(st.bytes_held == 0);
+  splice::options opt;
+  opt.pool = &pool;
+  const auto res = relay_copy(test::payload(1 << 20, 3), opt);
+  CHECK_FALSE(res.spliced);
+}
+
+TEST_CASE("as an unprivileged user the pool stays within the pipe budget and keeps pipes worth using",
+          "[.unprivileged]") {
+  const std::size_t budget = splice_lib::detail::pipe_budget();
+  REQUIRE(budget != SIZE_MAX);  // run by tests/unprivileged.sh as nobody
+  splice::pipe_pool pool;
+  CHECK(pool.max_bytes() == budget);
+  splice_lib::system_calls sys;
+  const char* op = "";
+  std::vector<pipe_t> held(200);
+  std::size_t granted = 0;
+  for (auto& p : held) {
+    if (pool.acquire(sys, p, op)) break;
+    CHECK(p.capacity >= pool.settings().min_pipe_size);  // never a two-page pipe
+    ++granted;
+  }
+  const auto st = pool.stats();
+  CHECK(st.bytes_held <= budget);
+  CHECK(st.undersized == 0);
+  CHECK(granted >= budget / (1u << 20));  // the whole budget in use, in pipes worth using
+  splice::options opt;
+  opt.pool = &pool;
+  relay_copy(test::payload(4 << 20, 4), opt);  // with the budget full: user space, every byte
+  for (auto& p : held)
+    if (p) pool.release(std::move(p), true);
+  opt.splice_after = 0;
+  CHECK(relay_copy(test::payload(4 << 20, 5), opt).spliced);  // pipes free again
+}
+
+TEST_CASE("as an unprivileged user whose budget another holder spent, copies run in user space",
+          "[.unprivileged]") {
+  REQUIRE(splice_lib::detail::pipe_budget() != SIZE_MAX);
+  // Another holder of the same user grows pipes until the kernel refuses.
+  std::vector<std::pair<test::fd, test::fd>> hog;
+  for (;;) {
+    hog.push_back(test::make_pipe());
+    if (::fcntl(hog.back().second.get(), F_SETPIPE_SZ, 1 << 20) < 0) break;
+  }
+  CHECK(errno == EPERM);
+  splice::pipe_pool pool;
+  splice::options opt;
+  opt.pool = &pool;
+  opt.splice_after = 0;
+  const auto res = relay_copy(test::payload(4 << 20, 6), opt);
+  CHECK_FALSE(res.spliced);  // a two-page pipe would cost more CPU than user space
+  CHECK(pool.stats().undersized == 1);
+  CHECK(pool.stats().bytes_held == 0);
+}
