@@ -83,8 +83,9 @@ struct userspace_relay {
       } else {
         co_await (one_way(c.client, c.upstream, up) && one_way(c.upstream, c.client, down));
       }
-    } catch (const std::system_error&) {
-      // first_error says which direction failed and how
+    } catch (const std::exception&) {
+      // first_error says which direction failed and how; when both failed (the other one on being
+      // cancelled), && throws multiple_exceptions
     }
   }
 };
