@@ -14,12 +14,12 @@
 //
 // async_copy(dst, src[, limit[, options[, sys]]], token) copies until end of file or limit bytes and
 // completes with void(error_code, splice::result); async_proxy(a, b[, proxy_options[, sys]], token)
-// relays both ways with half-close and idle timeout, as splice::proxy does, and completes with
-// void(error_code, splice::proxy_result) when both directions have ended or at the first error. The
-// error_code is the framework's (std::error_code here) and equals result.error: falsy at end of file
-// or at the limit. result.bytes is exact also on error. Any completion token works: callbacks,
-// use_awaitable, use_future, deferred, as_tuple. With use_awaitable alone an error throws and the
-// result is lost; as_tuple(use_awaitable) keeps it.
+// relays both ways with half-close, idle timeout and TCP_NODELAY, as splice::proxy does, and
+// completes with void(error_code, splice::proxy_result) when both directions have ended or at the
+// first error. The error_code is the framework's (std::error_code here) and equals result.error:
+// falsy at end of file or at the limit. result.bytes is exact also on error. Any completion token
+// works: callbacks, use_awaitable, use_future, deferred, as_tuple. With use_awaitable alone an error
+// throws and the result is lost; as_tuple(use_awaitable) keeps it.
 //
 // Cancellation, through the token's cancellation slot (bind_cancellation_slot, awaitable_operators):
 // terminal cancellation is honoured at once; partial and total once nothing taken from src is held
