@@ -4,6 +4,7 @@
 #define SPLICE_SPLICE_HPP_
 
 #include <cstdint>
+#include <utility>
 
 #include "copier.hpp"
 #include "copy.hpp"
@@ -18,6 +19,17 @@
 
 /// The library version: major * 10000 + minor * 100 + patch.
 #define SPLICE_VERSION 100
+
+namespace splice_lib {
+/// async_ops<Stream> holds splice::async_copy and splice::async_proxy for the streams of one
+/// framework. The core knows no framework: <splice/asio.hpp> and <splice/boost_asio.hpp> define it
+/// for their stream types, and struct splice finds it when a call is instantiated.
+template <class Stream>
+struct async_ops {
+  static_assert(sizeof(Stream) == 0, "splice::async_copy and splice::async_proxy need <splice/asio.hpp> or "
+                                     "<splice/boost_asio.hpp>, and a stream of that framework");
+};
+}  // namespace splice_lib
 
 /// The public face of the library. glibc declares the function ::splice in <fcntl.h>, so a
 /// namespace named splice cannot exist beside it; a class may share its name with a function (as
@@ -61,6 +73,17 @@ struct splice {
   template <class Poller, class Sys>
   static result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options& opt, Sys sys) noexcept {
     return splice_lib::copy(dst, src, limit, poller, opt, std::move(sys));
+  }
+
+  /// Starts copying src to dst on an asio or Boost.Asio stream; see <splice/asio.hpp>.
+  template <class Dst, class Src, class... Args>
+  static decltype(auto) async_copy(Dst& dst, Src& src, Args&&... args) {
+    return splice_lib::async_ops<Src>::copy(dst, src, std::forward<Args>(args)...);
+  }
+  /// Starts relaying a and b both ways on asio or Boost.Asio streams; see <splice/asio.hpp>.
+  template <class A, class B, class... Args>
+  static decltype(auto) async_proxy(A& a, B& b, Args&&... args) {
+    return splice_lib::async_ops<A>::proxy(a, b, std::forward<Args>(args)...);
   }
 
   /// Relays a and b both ways until both directions end; see splice_lib::proxy.

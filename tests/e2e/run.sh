@@ -5,12 +5,13 @@
 # 500 concurrent echo connections with random payloads (fd count back to baseline afterwards),
 # a half-close exchange, idle expiry while other connections ping and stream bulk data, and TCP
 # urgent data (compared with a direct connection; the proxy must not spin); each through tcp_proxy,
-# epoll_proxy and epoll_proxy --threads 2, spliced and with --userspace. Then the fd limit
-# (RLIMIT_NOFILE lowered on the running proxy) and, for tcp_proxy, a thread that cannot start.
-#   run.sh TCP_PROXY EPOLL_PROXY
+# epoll_proxy and epoll_proxy --threads 2, and asio_proxy and asio_proxy --threads 4 when given,
+# spliced and with --userspace. Then the fd limit (RLIMIT_NOFILE lowered on the running proxy) and,
+# for tcp_proxy, a thread that cannot start.
+#   run.sh TCP_PROXY EPOLL_PROXY [ASIO_PROXY]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-tcp_proxy=$1 epoll_proxy=$2
+tcp_proxy=$1 epoll_proxy=$2 asio_proxy=${3:-}
 for tool in iperf3 curl python3 sha256sum prlimit; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
@@ -221,11 +222,15 @@ no_thread() {
   python3 "$here/clients.py" served "$proxy_port" 5
 }
 
-for variant in tcp epoll epoll_threads; do
+variants=(tcp epoll epoll_threads)
+[ -n "$asio_proxy" ] && variants+=(asio asio_threads)
+for variant in "${variants[@]}"; do
   case $variant in
     tcp) proxy=("$tcp_proxy") ;;
     epoll) proxy=("$epoll_proxy") ;;
     epoll_threads) proxy=("$epoll_proxy" --threads 2) ;;
+    asio) proxy=("$asio_proxy") ;;
+    asio_threads) proxy=("$asio_proxy" --threads 4) ;;  # both directions of a connection on one strand
   esac
   for mode in "" --userspace; do
     cmd=("${proxy[@]}" ${mode:+"$mode"})
@@ -265,7 +270,7 @@ for variant in tcp epoll epoll_threads; do
         check "$name: out of fds, no spin; the waiting client is served once fds free up" fd_wait
         check "$name: stops cleanly" stop_proxy
       }
-    else
+    elif [ "$variant" = epoll ] || [ "$variant" = epoll_threads ]; then  # epoll_proxy's fd handling
       loops=$([ "$variant" = epoll_threads ] && echo 2 || echo 1)
       if [ -n "$shim" ]; then
         FAIL_EPOLL_CTL_ADD="$((2 * loops + 1)),$((2 * loops + 3))" LD_PRELOAD=$shim start_proxy "$echo_port" "${cmd[@]}" && {
