@@ -388,7 +388,7 @@ BENCHMARK(BM_stream_pipe_size)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_max_splice)
-    ->ArgsProduct({{64 << 10, 1 << 20}, {64 << 10, 256 << 10, 1 << 20}})
+    ->ArgsProduct({{4 << 10, 64 << 10, 1 << 20}, {64 << 10, 256 << 10, 1 << 20}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
