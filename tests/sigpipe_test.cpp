@@ -162,9 +162,33 @@ class fibers {
 
 }  // namespace
 
+namespace {
+
+// two_fibers runs the copies of the test below: both fibers wait; a ends first; b then splices into
+// a pipe whose reader has gone. Returns whether each copy ended as it should.
+bool two_fibers() {
+  auto ta = test::make_tcp(), tb = test::make_tcp();
+  auto pa = test::make_pipe(), pb = test::make_pipe();  // {read end, write end}
+  for (int fd : {ta.b.get(), tb.b.get(), pa.second.get(), pb.second.get()}) test::set_nonblocking(fd);
+  fibers f;
+  fibers::poller p{&f};
+  splice::result ra, rb;
+  f.spawn([&] { ra = splice::copy(pa.second.get(), ta.b.get(), 1, p); });
+  f.spawn([&] { rb = splice::copy(pb.second.get(), tb.b.get(), 1, p); });
+  f.run([&](int round) {
+    if (round == 0) test::write_all(ta.a.get(), "a");  // a ends first...
+    if (round == 1) {                                   // ...then b splices into a pipe whose reader has gone
+      pb.first.reset();
+      test::write_all(tb.a.get(), "b");
+    }
+  });
+  return ra.bytes == 1 && !ra.error && rb.error == std::errc::broken_pipe && rb.bytes == 0;
+}
+
+}  // namespace
+
 TEST_CASE("two copies interleaved as fibers on one thread never let SIGPIPE through", "[sigpipe][fibers]") {
-  // Both fibers wait; a ends first; b then splices into a pipe whose reader has gone. A scope
-  // held across a wait would let a's end unblock SIGPIPE under b's splice, and the default
+  // A scope held across a wait would let a's end unblock SIGPIPE under b's splice, and the default
   // disposition would kill the process: so the copies run in a child, which reports by exit code.
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
@@ -174,24 +198,7 @@ TEST_CASE("two copies interleaved as fibers on one thread never let SIGPIPE thro
     sigemptyset(&pipe_only);
     sigaddset(&pipe_only, SIGPIPE);
     pthread_sigmask(SIG_UNBLOCK, &pipe_only, nullptr);
-    auto ta = test::make_tcp(), tb = test::make_tcp();
-    auto [ar, aw] = test::make_pipe();
-    auto [br, bw] = test::make_pipe();
-    for (int fd : {ta.b.get(), tb.b.get(), aw.get(), bw.get()}) test::set_nonblocking(fd);
-    fibers f;
-    fibers::poller p{&f};
-    splice::result ra, rb;
-    f.spawn([&] { ra = splice::copy(aw.get(), ta.b.get(), 1, p); });
-    f.spawn([&] { rb = splice::copy(bw.get(), tb.b.get(), 1, p); });
-    f.run([&](int round) {
-      if (round == 0) test::write_all(ta.a.get(), "a");  // a ends first...
-      if (round == 1) {  // ...then b splices into a pipe whose reader has gone
-        br.reset();
-        test::write_all(tb.a.get(), "b");
-      }
-    });
-    const bool ok = ra.bytes == 1 && !ra.error && rb.error == std::errc::broken_pipe && rb.bytes == 0;
-    ::_exit(ok ? 0 : 1);
+    ::_exit(two_fibers() ? 0 : 1);
   }
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
