@@ -40,28 +40,43 @@ splice::result relay_copy(const std::string& data, const splice::options& opt) {
 
 TEST_CASE("the pool asks for smaller pipes as it nears its byte bound, then refuses", "[pool][budget]") {
   splice::pipe_pool::config cfg;
-  cfg.max_bytes = (5u << 20) / 2;  // 2.5 MiB
-  cfg.min_pipe_size = 256 << 10;
+  cfg.max_bytes = 64u << 20;  // the default per-user budget
+  cfg.max_idle = 0;
   splice::pipe_pool pool(cfg);
   splice_lib::system_calls sys;
   const char* op = "";
-  std::vector<pipe_t> held(4);
-  for (int i = 0; i < 3; ++i) REQUIRE_FALSE(pool.acquire(sys, held[std::size_t(i)], op));
+  std::vector<pipe_t> held;
+  for (;;) {
+    pipe_t p;
+    if (pool.acquire(sys, p, op)) break;
+    held.push_back(std::move(p));
+    REQUIRE(held.size() <= 1024);
+  }
+  // A new pipe takes at most a 32nd of what is left: 33 pipes of 1 MiB, 31 of 512 KiB, 31 of 256 KiB,
+  // 31 of 128 KiB, then 64 KiB ones (min_pipe_size) until the bound: 188, three times as many copies
+  // spliced as whole 1 MiB pipes (64) would give.
+  REQUIRE(held.size() == 188);
   CHECK(held[0].capacity == (1u << 20));
-  CHECK(held[1].capacity == (1u << 20));
-  CHECK(held[2].capacity == (512u << 10));  // what is left of the bound
-  CHECK(pool.acquire(sys, held[3], op) == std::errc::too_many_files_open);  // 256 KiB more would not fit
-  const auto st = pool.stats();
-  CHECK(st.bytes_held == (5u << 20) / 2);
-  CHECK(st.shrunk == 1);
+  CHECK(held[32].capacity == (1u << 20));
+  CHECK(held[33].capacity == (512u << 10));
+  CHECK(held[64].capacity == (256u << 10));
+  CHECK(held.back().capacity == (64u << 10));
+  for (std::size_t i = 1; i < held.size(); ++i) CHECK(held[i].capacity <= held[i - 1].capacity);
+  auto st = pool.stats();
+  CHECK(st.bytes_held == (64u << 20));
+  CHECK(st.shrunk == 188 - 33);
   CHECK(st.exhausted == 1);
   pool.release(std::move(held[0]), false);  // closed: holds bytes
-  CHECK(pool.stats().bytes_held == (3u << 20) / 2);
-  REQUIRE_FALSE(pool.acquire(sys, held[0], op));  // room again
-  CHECK(held[0].capacity == (1u << 20));
+  CHECK(pool.stats().bytes_held == (63u << 20));
+  pipe_t again;
+  REQUIRE_FALSE(pool.acquire(sys, again, op));  // room again, for a pipe sized to what is left
+  CHECK(again.capacity == (64u << 10));  // 1 MiB left: a 32nd of it is below min_pipe_size
+  pool.release(std::move(again), true);
   for (auto& p : held)
     if (p) pool.release(std::move(p), true);
-  CHECK(pool.stats().in_use == 0);
+  st = pool.stats();
+  CHECK(st.in_use == 0);
+  CHECK(st.bytes_held == 0);
 }
 
 TEST_CASE("a pipe the kernel grants too small is closed, and copies take user space meanwhile", "[pool][budget]") {

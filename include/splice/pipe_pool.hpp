@@ -25,7 +25,8 @@ namespace splice_lib {
 /// The per-user pipe budget: an unprivileged user's pipes may hold fs.pipe-user-pages-soft pages in
 /// all (64 MiB by default), counted by capacity, idle pipes included; past it the kernel makes new
 /// pipes of two pages and refuses F_SETPIPE_SZ with EPERM. So an unprivileged process's pool keeps
-/// within that budget on its own, asking for smaller pipes as it fills up, and a pipe the kernel
+/// within that budget on its own, asking for smaller pipes as it fills up (a new pipe takes at most
+/// a 32nd of what is left), and a pipe the kernel
 /// grants below `min_pipe_size` (the user's other processes have spent the budget) is closed: the
 /// copy runs in user space, which costs less CPU than a two-page pipe, and the pool makes no new
 /// pipe for a second.
@@ -113,8 +114,12 @@ class pipe_pool {
       }
       if (counters_.in_use >= config_.max_pipes) return refuse();
       if (detail::clock_type::now() < retry_after_) return refuse();
-      while (size > config_.min_pipe_size && held_ + size > max_bytes_) size /= 2;
-      if (held_ + size > max_bytes_) return refuse();
+      // A new pipe takes at most a 32nd of the capacity left, so that pipes get smaller as the pool
+      // fills up and more copies splice: in the 64 MiB budget, 32 pipes of 1 MiB, 32 of 512 KiB and
+      // so on, about 190 in all, where whole-size pipes would stop at 64.
+      const std::size_t left = max_bytes_ - held_;
+      while (size > config_.min_pipe_size && size > left / budget_share) size /= 2;
+      if (size > left) return refuse();
       ++counters_.in_use;  // reserve the slot and the bytes; the pipe is made without the lock
       held_ += size;
     }
@@ -171,6 +176,7 @@ class pipe_pool {
   }
 
  private:
+  static constexpr std::size_t budget_share = 32;
   const config config_;
   mutable std::mutex mu_;
   std::unique_ptr<detail::pipe[]> idle_;  // idle_[0, idle_count_) are empty pipes ready for reuse
