@@ -506,7 +506,8 @@ class Bench:
         m = dict(part=part, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  kernel=f"{platform.system()} {platform.release()}", cpus=os.cpu_count(), reps=reps,
                  seconds=seconds, period_us=PERIOD_US, cgroup=self.cg.kind or f"none ({self.cg.why})",
-                 skipped=list(self.skipped), command=f"bench/run {part}", load_before=os.getloadavg())
+                 skipped=list(self.skipped), command=f"bench/run {part}", load_before=os.getloadavg(),
+                 congestion=sysctl("net/ipv4/tcp_congestion_control"))
         m.update(extra)
         return m
 
@@ -560,6 +561,16 @@ def part_peers(b):
             if rep == 0 and ip_port and b.cg.kind and px.kind != "direct":
                 rows.append(iperf_check(b, px, ip_port, cap, streams))
     return b.meta("peers", reps, secs, cap=cap, streams=streams, sizes=sizes, short=SHORT), rows
+
+
+def sysctl(name):
+    """A sysctl's value from /proc/sys, or "?". The TCP congestion control matters here: BBR paces
+    every socket with timers even on loopback, which costs a proxy a large share of its CPU."""
+    try:
+        with open(f"/proc/sys/{name}") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
 
 
 def iperf_server(b):

@@ -50,7 +50,7 @@ def header(meta, title, what):
     print(f"Run {meta['date']} on {meta['kernel']}, {meta['cpus']} CPUs (load average before: "
           f"{meta['load_before'][0]:.2f}); `{meta['command']}`; medians of {meta['reps']} interleaved repeats "
           f"(each proxy in turn, A B C A B C) with the min-max spread; cgroup {meta['cgroup']}, "
-          f"period {meta['period_us'] // 1000} ms.")
+          f"period {meta['period_us'] // 1000} ms; TCP congestion control {meta.get('congestion', '?')}.")
     if meta.get("skipped"):
         print(f"Skipped: {'; '.join(meta['skipped'])}.")
     print()
