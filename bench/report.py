@@ -31,6 +31,28 @@ def medians(path):
     return doc["context"], out
 
 
+def runs(path):
+    """Returns {run name: [the value of each repetition's run, by repetition index]}."""
+    with open(path) as f:
+        doc = json.load(f)
+    out = {}
+    for b in doc["benchmarks"]:
+        if b.get("run_type") == "iteration" and not b.get("error_occurred"):
+            out.setdefault(key(b["run_name"]), {})[b.get("repetition_index", 0)] = b
+    return out
+
+
+RUNS = {}
+
+
+def spread(a, b, field):
+    """The min-max of a / b taken repetition by repetition (repetition i of each, both in the same
+    interleaved run), as "(0.91x-1.05x)"; empty with one repetition."""
+    ra, rb = RUNS.get(a, {}), RUNS.get(b, {})
+    rs = [ra[i][field] / rb[i][field] for i in ra if i in rb and rb[i].get(field)]
+    return f" ({min(rs):.2f}x-{max(rs):.2f}x)" if len(rs) > 1 else ""
+
+
 def size(n):
     n = int(n)
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
@@ -38,10 +60,12 @@ def size(n):
 
 def main():
     context, m = medians(sys.argv[1])
+    RUNS.update(runs(sys.argv[1]))
     chunks = sorted({int(k.split("/")[1]) for k in m if k.startswith("BM_stream_splice/")})
     reps = next(iter(m.values())).get("repetitions", 1) if m else 0
     print(f"Machine: {context.get('num_cpus')} CPUs at {context.get('mhz_per_cpu')} MHz; "
-          f"medians of {reps} interleaved repetitions.\n")
+          f"medians of {reps} interleaved repetitions; in brackets, the min-max of the ratio taken "
+          f"repetition by repetition.\n")
     print("| chunk | splice MB/s | user-space MB/s | throughput ratio | splice CPU s/GiB | user-space CPU s/GiB "
           "| CPU ratio | all threads CPU ratio | syscalls/MiB splice / user |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -50,8 +74,10 @@ def main():
         s, u = m[f"BM_stream_splice/{c}"], m[f"BM_stream_userspace/{c}"]
         sb, ub = s["bytes_per_second"] / 1e6, u["bytes_per_second"] / 1e6
         rows.append((c, sb, ub, s["cpu_s_per_GiB"], u["cpu_s_per_GiB"]))
-        print(f"| {size(c)} | {sb:.0f} | {ub:.0f} | **{sb / ub:.2f}x** | {s['cpu_s_per_GiB']:.3f} | "
-              f"{u['cpu_s_per_GiB']:.3f} | **{s['cpu_s_per_GiB'] / u['cpu_s_per_GiB']:.2f}x** | "
+        a, b = f"BM_stream_splice/{c}", f"BM_stream_userspace/{c}"
+        print(f"| {size(c)} | {sb:.0f} | {ub:.0f} | **{sb / ub:.2f}x**{spread(a, b, 'bytes_per_second')} | "
+              f"{s['cpu_s_per_GiB']:.3f} | {u['cpu_s_per_GiB']:.3f} | "
+              f"**{s['cpu_s_per_GiB'] / u['cpu_s_per_GiB']:.2f}x**{spread(a, b, 'cpu_s_per_GiB')} | "
               f"{s['all_cpu_s_per_GiB'] / u['all_cpu_s_per_GiB']:.2f}x | "
               f"{s['calls_per_MiB']:.1f} / {u['calls_per_MiB']:.1f} |")
 
@@ -67,9 +93,10 @@ def main():
         print("|---|---|---|---|---|")
         for c in cs:
             s, u = m[f"BM_stream_{variant}_splice/{c}"], m[f"BM_stream_{variant}_userspace/{c}"]
+            a, b = f"BM_stream_{variant}_splice/{c}", f"BM_stream_{variant}_userspace/{c}"
             print(f"| {size(c)} | {s['bytes_per_second'] / 1e6:.0f} | {u['bytes_per_second'] / 1e6:.0f} | "
-                  f"**{s['bytes_per_second'] / u['bytes_per_second']:.2f}x** | "
-                  f"**{s['cpu_s_per_GiB'] / u['cpu_s_per_GiB']:.2f}x** |")
+                  f"**{s['bytes_per_second'] / u['bytes_per_second']:.2f}x**{spread(a, b, 'bytes_per_second')} | "
+                  f"**{s['cpu_s_per_GiB'] / u['cpu_s_per_GiB']:.2f}x**{spread(a, b, 'cpu_s_per_GiB')} |")
 
     print("\n| where the CPU goes (s/GiB), splice / user space | copier | writer | reader | all threads "
           "| machine busy | stolen |")
@@ -89,7 +116,8 @@ def main():
         d, e, u = (m.get(f"BM_short_{p}/{n}") for p in ("splice", "eager", "userspace"))
         if d and e and u:
             print(f"| {size(n)} each | {d['items_per_second']:.0f} | {e['items_per_second']:.0f} | "
-                  f"{u['items_per_second']:.0f} | **{d['items_per_second'] / u['items_per_second']:.2f}x** |")
+                  f"{u['items_per_second']:.0f} | **{d['items_per_second'] / u['items_per_second']:.2f}x**"
+                  f"{spread(f'BM_short_splice/{n}', f'BM_short_userspace/{n}', 'items_per_second')} |")
 
     print("\n| 64 B ping-pong through two copies | p50 us | p99 us | p99 / user-space |")
     print("|---|---|---|---|")
