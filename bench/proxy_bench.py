@@ -550,7 +550,10 @@ def part_peers(b):
                 continue
             plan = [] if px.kind == "direct" or not b.cg.kind else \
                 [(cap, f"stream={streams},{s}") for s in sizes] + [(cap, SHORT)]
-            plan += [(None, f"stream={streams},65536"), (None, SHORT)]
+            # Uncapped: 64 KiB writes and short connections for every proxy; every write size for the
+            # example proxies, whose spliced path must move no less than their own --userspace.
+            free_sizes = sizes if px.kind == "example" else [65536]
+            plan += [(None, f"stream={streams},{s}") for s in free_sizes] + [(None, SHORT)]
             for c, w in plan:
                 b.cap(run, c)
                 r = b.load(run, secs, [w])

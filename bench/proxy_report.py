@@ -178,7 +178,7 @@ def peers(meta, rows, chart):
           "and server CPU time over the run):\n")
     table(["proxy", "MB/s", "proxy cores", "generator cores", "CPU s/GiB", "conns/s", "proxy cores",
            "generator cores"],
-          [[LABELS[p]] + [spread(free.where(proxy=p, kind="stream").values(f), fmt) for f, fmt in
+          [[LABELS[p]] + [spread(free.where(proxy=p, write=65536).values(f), fmt) for f, fmt in
                           ((mbps, "{:.0f}"), (cores, "{:.2f}"), (gen_cores, "{:.2f}"), (gib_cpu, "{:.3f}"))] +
            [spread(free.where(proxy=p, kind="conns").values(f), fmt) for f, fmt in
             ((conns, "{:.0f}"), (cores, "{:.2f}"), (gen_cores, "{:.2f}"))] for p in free.proxies()])
@@ -189,8 +189,15 @@ def peers(meta, rows, chart):
           [[f"{LABELS[a]} / {LABELS[b]}"] +
            [pair_ratio(capped, a, b, per_core_mb, write=s) for s in sizes] +
            [pair_ratio(capped, a, b, per_core_conns, kind="conns"),
-            pair_ratio(free, a, b, mbps, kind="stream"), pair_ratio(free, a, b, conns, kind="conns")]
+            pair_ratio(free, a, b, mbps, write=65536), pair_ratio(free, a, b, conns, kind="conns")]
            for a, b in pairs_present(capped)])
+    own = [(a, b) for a, b in pairs_present(free) if b == a + "-us"]
+    if own:
+        print("**Spliced against the same program's `--userspace`, uncapped, end to end**, by write size (MB/s, "
+              "repeat by repeat; the machine's two CPUs are shared by the proxy, the load generator and the sink):\n")
+        table(["ratio"] + [size(s) for s in sizes],
+              [[f"{LABELS[a]} / {LABELS[b]}"] + [pair_ratio(free, a, b, mbps, write=s) for s in sizes]
+               for a, b in own])
     checks = [r for r in rows.rows if "iperf3" in r]
     if checks:
         ip = lambda r: r["iperf3"]["received"] / 1e6 / r["proxy_cpu_s"] if r.get("proxy_cpu_s") else None
