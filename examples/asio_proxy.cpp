@@ -95,6 +95,7 @@ class proxy {
   proxy(asio::io_context& ctx, const example::settings& cfg, tcp::endpoint upstream, tcp::acceptor acceptor)
       : ctx_(ctx), cfg_(cfg), upstream_(upstream), acceptor_(std::move(acceptor)),
         room_(acceptor_.get_executor()), signals_(ctx, SIGINT, SIGTERM) {
+    example::apply(cfg, opt_.copy);
     opt_.idle_timeout = cfg.idle_timeout_s > 0 ? std::chrono::milliseconds(cfg.idle_timeout_s * 1000)
                                                : std::chrono::milliseconds(-1);
   }

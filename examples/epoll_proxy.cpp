@@ -2,7 +2,7 @@
 // epoll_proxy: edge-triggered epoll loops, thousands of connections each, every connection relayed
 // by two resumable copiers (client -> upstream and upstream -> client).
 //   epoll_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
-//               [--max-conns N] [--threads N]
+//               [--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]
 // --threads N (default 1) runs N loops, each on its own thread with its own epoll and its own
 // SO_REUSEPORT listener on the same address; they share the pipe pool. Past --max-conns (default
 // 1024, counted for the whole process) the loops stop accepting and new connections wait in the
@@ -72,7 +72,7 @@ struct process {
 class proxy_loop {
  public:
   proxy_loop(process& p, int listener) : p_(p), listener_(listener) {
-    opt_.userspace = p.cfg.userspace;
+    example::apply(p.cfg, opt_);
     idle_ = std::chrono::seconds(p.cfg.idle_timeout_s);
   }
   ~proxy_loop() {

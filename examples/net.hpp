@@ -29,7 +29,15 @@ struct settings {
   int idle_timeout_s = 0;  // 0: none
   int max_conns = 1024;
   int threads = 1;  // epoll_proxy's event loops
+  std::size_t max_splice = 0, max_advance = 0;  // 0: the library's defaults
 };
+
+/// Sets what the command line says of the copies' options (tuning, and the benchmark's experiments).
+inline void apply(const settings& s, splice::options& opt) {
+  opt.userspace = s.userspace;
+  if (s.max_splice > 0) opt.max_splice = s.max_splice;
+  if (s.max_advance > 0) opt.max_advance = s.max_advance;
+}
 
 /// Prints what the shared pipe pool did: pipes made and reused, and bytes moved each way.
 inline void print_pool() {
@@ -44,7 +52,7 @@ inline void print_pool() {
 inline void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] "
-               "[--max-conns N] [--threads N]\n",
+               "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]\n",
                prog);
   std::exit(2);
 }
@@ -60,6 +68,8 @@ inline settings parse(int argc, char** argv) {
     else if (a == "--idle-timeout" && i + 1 < argc) s.idle_timeout_s = std::atoi(argv[++i]);
     else if (a == "--max-conns" && i + 1 < argc) s.max_conns = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) s.threads = std::atoi(argv[++i]);
+    else if (a == "--max-splice" && i + 1 < argc) s.max_splice = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--max-advance" && i + 1 < argc) s.max_advance = std::strtoull(argv[++i], nullptr, 10);
     else usage(argv[0]);
   }
   if (s.threads < 1) usage(argv[0]);

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   if (listener < 0 || stop < 0 || !example::resolve_to(cfg.upstream, upstream_at)) return 1;
 
   splice::proxy_options opt;
-  opt.copy.userspace = cfg.userspace;
+  example::apply(cfg, opt.copy);
   if (cfg.idle_timeout_s > 0) opt.idle_timeout = std::chrono::seconds(cfg.idle_timeout_s);
 
   std::mutex mu;
