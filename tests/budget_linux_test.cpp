@@ -15,6 +15,15 @@ namespace {
 using pipe_t = splice_lib::detail::pipe;
 
 /// The real system calls; F_SETPIPE_SZ is refused with EPERM, as for a user past the budget.
+/// Grants every F_SETPIPE_SZ without resizing, so that a pool's arithmetic can be followed without
+/// spending a real budget (which would depend on the user running the test).
+struct grants_any_size : splice::system_calls {
+  int fcntl(int fd, int cmd, int arg) {
+    if (cmd == F_SETPIPE_SZ) return arg;
+    return splice::system_calls::fcntl(fd, cmd, arg);
+  }
+};
+
 struct budget_spent : splice::system_calls {
   int fcntl(int fd, int cmd, int arg) {
     if (cmd == F_SETPIPE_SZ) return errno = EPERM, -1;
@@ -43,7 +52,7 @@ TEST_CASE("the pool asks for smaller pipes as it nears its byte bound, then refu
   cfg.max_bytes = 64u << 20;  // the default per-user budget
   cfg.max_idle = 0;
   splice::pipe_pool pool(cfg);
-  splice_lib::system_calls sys;
+  grants_any_size sys;
   const char* op = "";
   std::vector<pipe_t> held;
   for (;;) {
@@ -77,6 +86,30 @@ TEST_CASE("the pool asks for smaller pipes as it nears its byte bound, then refu
   st = pool.stats();
   CHECK(st.in_use == 0);
   CHECK(st.bytes_held == 0);
+}
+
+TEST_CASE("a pool whose pipes the kernel rounds up stays within its bound and above min_pipe_size",
+          "[pool][budget]") {
+  splice::pipe_pool::config cfg;
+  cfg.pipe_size = 96 << 10;  // the kernel grants a power of two pages: 128 KiB
+  cfg.min_pipe_size = 64 << 10;
+  cfg.max_bytes = (1u << 20) + (50u << 10);
+  cfg.max_idle = 0;
+  splice::pipe_pool pool(cfg);
+  splice_lib::system_calls sys;
+  const char* op = "";
+  std::vector<pipe_t> held;
+  for (;;) {
+    pipe_t p;
+    if (pool.acquire(sys, p, op)) break;
+    CHECK(p.capacity >= cfg.min_pipe_size);  // never halved below it (96 KiB would go to 48 KiB)
+    held.push_back(std::move(p));
+    REQUIRE(held.size() <= 64);
+  }
+  CHECK_FALSE(held.empty());
+  CHECK(pool.stats().bytes_held <= cfg.max_bytes);  // it once went on handing out pipes past the bound
+  for (auto& p : held) pool.release(std::move(p), true);
+  CHECK(pool.stats().bytes_held == 0);
 }
 
 TEST_CASE("a pipe the kernel grants too small is closed, and copies take user space meanwhile", "[pool][budget]") {

@@ -41,7 +41,8 @@ class pipe_pool {
     std::size_t max_pipes = 1024;
     /// Capacity the pool's pipes may hold at once, in use plus idle; 0: the per-user pipe budget
     /// for an unprivileged process (fs.pipe-user-pages-soft), no bound for a privileged one (root,
-    /// CAP_SYS_RESOURCE), which the kernel exempts.
+    /// CAP_SYS_RESOURCE), which the kernel exempts. Under any bound, a new pipe gets at most a 32nd
+    /// of what is left of it (halving pipe_size, down to min_pipe_size), so that many copies fit.
     std::size_t max_bytes = 0;
     /// The smallest pipe worth splicing through (see the class comment).
     std::size_t min_pipe_size = std::size_t(64) << 10;
@@ -115,10 +116,12 @@ class pipe_pool {
       if (counters_.in_use >= config_.max_pipes) return refuse();
       if (detail::clock_type::now() < retry_after_) return refuse();
       // A new pipe takes at most a 32nd of the capacity left, so that pipes get smaller as the pool
-      // fills up and more copies splice: in the 64 MiB budget, 32 pipes of 1 MiB, 32 of 512 KiB and
-      // so on, about 190 in all, where whole-size pipes would stop at 64.
-      const std::size_t left = max_bytes_ - held_;
-      while (size > config_.min_pipe_size && size > left / budget_share) size /= 2;
+      // fills up and more copies splice: in a 64 MiB budget, 33 pipes of 1 MiB, 31 each of 512,
+      // 256 and 128 KiB, then 62 of 64 KiB, 188 in all, where pipes of 1 MiB would stop at 64.
+      // Never below min_pipe_size (nor a page).
+      const std::size_t left = held_ < max_bytes_ ? max_bytes_ - held_ : 0;
+      const std::size_t smallest = std::max<std::size_t>(config_.min_pipe_size, 4096);
+      while (size / 2 >= smallest && size > left / budget_share) size /= 2;
       if (size > left) return refuse();
       ++counters_.in_use;  // reserve the slot and the bytes; the pipe is made without the lock
       held_ += size;
@@ -136,6 +139,11 @@ class pipe_pool {
     if (ec) {
       --counters_.in_use;
       return ec;
+    }
+    if (held_ + p.capacity > max_bytes_) {  // the kernel rounds up to a power of two pages
+      p = detail::pipe{};
+      --counters_.in_use;
+      return refuse();
     }
     held_ += p.capacity;
     ++counters_.created;
