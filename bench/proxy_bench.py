@@ -533,7 +533,8 @@ def progress(label, r, key):
 
 def part_peers(b):
     """Bulk streams at every write size and 16 KiB connections/s under a 20% cap, then the same
-    proxy uncapped at 64 KiB; repeats interleaved proxy by proxy (A B C A B C)."""
+    proxy uncapped at 64 KiB (the example proxies at every write size) and with short connections;
+    repeats interleaved proxy by proxy (A B C A B C)."""
     reps, secs = reps_secs(3, 0.4, b.args)
     cap, streams = 0.2, 4
     sizes = [65536, 1 << 20] if b.args.quick else SIZES

@@ -46,11 +46,15 @@ RUNS = {}
 
 
 def spread(a, b, field):
-    """The min-max of a / b taken repetition by repetition (repetition i of each, both in the same
-    interleaved run), as "(0.91x-1.05x)"; empty with one repetition."""
-    ra, rb = RUNS.get(a, {}), RUNS.get(b, {})
-    rs = [ra[i][field] / rb[i][field] for i in ra if i in rb and rb[i].get(field)]
-    return f" ({min(rs):.2f}x-{max(rs):.2f}x)" if len(rs) > 1 else ""
+    """The range of a / b over the repetitions, as "(0.91x-1.05x)": the lowest a over the highest b
+    to the highest a over the lowest b. Google Benchmark interleaves the repetitions of all cases at
+    random, so repetition i of a and of b did not run side by side and pairing them would mean
+    nothing. Empty with one repetition."""
+    va = [r[field] for r in RUNS.get(a, {}).values() if r.get(field)]
+    vb = [r[field] for r in RUNS.get(b, {}).values() if r.get(field)]
+    if len(va) < 2 or len(vb) < 2:
+        return ""
+    return f" ({min(va) / max(vb):.2f}x-{max(va) / min(vb):.2f}x)"
 
 
 def size(n):
@@ -64,8 +68,8 @@ def main():
     chunks = sorted({int(k.split("/")[1]) for k in m if k.startswith("BM_stream_splice/")})
     reps = next(iter(m.values())).get("repetitions", 1) if m else 0
     print(f"Machine: {context.get('num_cpus')} CPUs at {context.get('mhz_per_cpu')} MHz; "
-          f"medians of {reps} interleaved repetitions; in brackets, the min-max of the ratio taken "
-          f"repetition by repetition.\n")
+          f"medians of {reps} repetitions interleaved at random; in brackets, the range of each ratio: "
+          f"the lowest repetition of one side over the highest of the other, and the reverse.\n")
     print("| chunk | splice MB/s | user-space MB/s | throughput ratio | splice CPU s/GiB | user-space CPU s/GiB "
           "| CPU ratio | all threads CPU ratio | syscalls/MiB splice / user |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -3,7 +3,7 @@
 // on its own strand: connect upstream, then one co_await splice::async_proxy(...). --userspace runs
 // the same proxy with the relay it replaces: async_read_some and async_write through a buffer.
 //   asio_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] [--threads N]
-//              [--max-conns N]
+//              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES]
 // --threads N runs one io_context on N threads (default 1). Past --max-conns (default 1024) it stops
 // accepting; new connections wait in the listen backlog.
 #include <atomic>

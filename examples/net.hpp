@@ -57,6 +57,15 @@ inline void usage(const char* prog) {
   std::exit(2);
 }
 
+/// bytes reads a positive byte count of at most 1 GiB, or prints the usage and exits.
+inline std::size_t bytes(const char* arg, const char* prog) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(arg, &end, 10);
+  if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || n == 0 || n > (1ull << 30)) usage(prog);
+  return std::size_t(n);
+}
+
 inline settings parse(int argc, char** argv) {
   settings s;
   if (argc < 3) usage(argv[0]);
@@ -68,8 +77,8 @@ inline settings parse(int argc, char** argv) {
     else if (a == "--idle-timeout" && i + 1 < argc) s.idle_timeout_s = std::atoi(argv[++i]);
     else if (a == "--max-conns" && i + 1 < argc) s.max_conns = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) s.threads = std::atoi(argv[++i]);
-    else if (a == "--max-splice" && i + 1 < argc) s.max_splice = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--max-advance" && i + 1 < argc) s.max_advance = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--max-splice" && i + 1 < argc) s.max_splice = bytes(argv[++i], argv[0]);
+    else if (a == "--max-advance" && i + 1 < argc) s.max_advance = bytes(argv[++i], argv[0]);
     else usage(argv[0]);
   }
   if (s.threads < 1) usage(argv[0]);

@@ -3,6 +3,7 @@
 // splice::proxy until both directions end, close, log one line. splice::proxy sets TCP_NODELAY on
 // both sockets (proxy_options::nodelay).
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
+//             [--max-splice BYTES] [--max-advance BYTES]
 #include <condition_variable>
 #include <map>
 #include <mutex>
