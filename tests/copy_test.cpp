@@ -20,17 +20,12 @@ using test::payload;
 using test::relay;
 using test::through;
 
+using test::counting_poller;
+
 namespace {
 
 constexpr bool kernel = splice_lib::detail::can_splice;
 
-/// A poller that counts its waits and forwards them to poll_poller.
-struct counting_poller {
-  splice::poll_poller inner;
-  int reads = 0, writes = 0;
-  std::error_code wait_readable(int fd) { return ++reads, inner.wait_readable(fd); }
-  std::error_code wait_writable(int fd) { return ++writes, inner.wait_writable(fd); }
-};
 static_assert(splice_lib::is_poller_v<counting_poller>);
 static_assert(!splice_lib::is_poller_v<int>);
 

@@ -9,6 +9,8 @@
 #include "splice/splice.hpp"
 #include "support.hpp"
 
+using test::counting_poller;
+
 namespace {
 
 /// A script of faults: for the nth call (from 1) of a system call, which errno to fail with
@@ -59,12 +61,6 @@ struct faulty : splice_lib::system_calls {
 #undef SPLICE_TEST_FAULT
 };
 
-struct counting_poller {
-  splice::poll_poller inner;
-  int waits = 0;
-  std::error_code wait_readable(int fd) { return ++waits, inner.wait_readable(fd); }
-  std::error_code wait_writable(int fd) { return ++waits, inner.wait_writable(fd); }
-};
 
 struct outcome {
   splice::result res;
@@ -117,7 +113,7 @@ TEST_CASE("injected EAGAIN waits on the poller and loses nothing", "[faults]") {
   CHECK((o.got == data));
   CHECK(o.res.bytes == data.size());
   CHECK_FALSE(o.res.error);
-  CHECK(p.waits > 0);
+  CHECK(p.waits() > 0);
 }
 
 TEST_CASE("ENOSYS from pipe2 falls back to pipe and fcntl, still splicing", "[faults]") {

@@ -23,6 +23,8 @@ using test::named_file;
 using test::payload;
 using test::where;
 
+using test::counting_poller;
+
 namespace {
 
 /// Returned by a script's fault to make the call return 0 without running it, as copy_file_range
@@ -87,12 +89,6 @@ struct faulty : splice_lib::system_calls {
 #undef SPLICE_TEST_FAULT
 };
 
-struct counting_poller {
-  splice::poll_poller inner;
-  int waits = 0;
-  std::error_code wait_readable(int fd) { return ++waits, inner.wait_readable(fd); }
-  std::error_code wait_writable(int fd) { return ++waits, inner.wait_writable(fd); }
-};
 
 /// The file routes, and the system call that each is made of.
 enum class route { file_to_tcp, tcp_to_file, file_to_pipe, pipe_to_file, file_to_file };
@@ -200,7 +196,7 @@ TEST_CASE("injected EAGAIN on the file routes waits on the poller and loses noth
   const auto data = payload(3 << 20, 4);
   const auto o = run(r, sc, data, p, true);
   whole(r, o, data);
-  CHECK(p.waits > 0);
+  CHECK(p.waits() > 0);
 }
 
 TEST_CASE("short sendfile, splice and copy_file_range counts deliver every byte", "[faults][files]") {

@@ -25,10 +25,20 @@
 #include <cstring>
 
 #include "splice/detail/fd.hpp"
+#include "splice/poller.hpp"
 
 namespace test {
 
 using fd = splice_lib::detail::unique_fd;
+
+/// A poller that counts its waits and forwards them to poll_poller.
+struct counting_poller {
+  splice_lib::poll_poller inner;
+  int reads = 0, writes = 0;
+  std::error_code wait_readable(int fd) { return ++reads, inner.wait_readable(fd); }
+  std::error_code wait_writable(int fd) { return ++writes, inner.wait_writable(fd); }
+  int waits() const { return reads + writes; }
+};
 
 inline void check(bool ok, const char* what) {
   if (!ok) throw std::runtime_error(std::string(what) + ": " + std::to_string(errno));

@@ -9,28 +9,8 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 server=$1
-for tool in curl python3 sha256sum wrk ab; do
-  command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
-done
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-passed=0 failed=0
-check() {  # check NAME COMMAND...: runs the command, counts and prints the outcome
-  local name=$1; shift
-  if "$@" >"$work/out" 2>&1; then
-    passed=$((passed + 1)); echo "PASS $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/    /' "$work/out" | tail -20
-  fi
-}
+source "$here/lib.sh"
+need curl python3 sha256sum wrk ab
 
 # The served tree: files of the sizes under test, a directory, and symlinks out of (and within) it.
 root=$work/root
@@ -49,19 +29,11 @@ ln -s k4.bin "$root/inner-link"
 echo "secret" >"$work/outside.txt"
 
 sum() { sha256sum <"$1" | cut -d' ' -f1; }
-port_of() {  # port_of LOG: waits for "listening on HOST:PORT" and prints PORT
-  for _ in $(seq 100); do
-    local p; p=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$1" | head -1)
-    [ -n "$p" ] && { echo "$p"; return; }
-    sleep 0.1
-  done
-  return 1
-}
 start_server() {  # start_server [FLAGS]: sets pid, port, log
   log="$work/server.$RANDOM.log"
   "$server" 127.0.0.1:0 "$root" "$@" >"$log" 2>&1 &
   pid=$!; pids+=("$pid")
-  port=$(port_of "$log") || { echo "server did not start"; cat "$log"; return 1; }
+  port=$(port_of "$log" "listening on") || { echo "server did not start"; cat "$log"; return 1; }
 }
 stop_server() {  # alive (no SIGPIPE death), exits 0 on SIGTERM, prints the pool's counters
   kill -0 "$pid" && kill -TERM "$pid" && wait "$pid" && grep -q '^pipes: created' "$log" && grep -q '^stopped$' "$log"

@@ -10,14 +10,12 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 proxy=$1 secs=$2
 shift 2
-work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+source "$here/lib.sh"
 
 python3 "$here/servers.py" "$work" >"$work/servers.txt" & pids+=($!)
-for _ in $(seq 100); do echo_port=$(sed -n 's/^echo //p' "$work/servers.txt"); [ -n "$echo_port" ] && break; sleep 0.1; done
+echo_port=$(port_of "$work/servers.txt" echo) || { echo "no echo server"; exit 1; }
 "$proxy" 127.0.0.1:0 "127.0.0.1:$echo_port" --max-conns 200 "$@" >"$work/proxy.log" & pid=$!; pids+=($pid)
-for _ in $(seq 100); do port=$(sed -n 's/^listening on .*://p' "$work/proxy.log"); [ -n "$port" ] && break; sleep 0.1; done
+port=$(port_of "$work/proxy.log" "listening on") || { echo "the proxy did not start"; cat "$work/proxy.log"; exit 1; }
 
 count() { find "/proc/$pid/fd" -mindepth 1 -printf '%l\n' 2>/dev/null | grep -c "^$1"; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
