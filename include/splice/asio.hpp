@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // splice::async_copy and splice::async_proxy on standalone asio (1.19 and later, for per-operation
-// cancellation; tested with 1.22): the same engine as splice::copy, driven by the io_context instead
-// of a blocking poll. <splice/boost_asio.hpp> is the same for Boost.Asio; both may be included in one
-// translation unit.
+// cancellation; tested with 1.22): the same engine as splice::proxy, a duplex (duplex.hpp), driven by
+// the io_context instead of a blocking poll. <splice/boost_asio.hpp> is the same for Boost.Asio; both
+// may be included in one translation unit.
 //
 //   co_await splice::async_copy(dst, src, asio::use_awaitable);                 // until end of file
 //   co_await splice::async_copy(dst, src, limit, asio::use_awaitable);          // at most limit bytes
@@ -33,16 +33,18 @@
 // options::max_advance bytes. The handler runs on its associated executor, never inside the
 // initiating call, after every wait the operation queued has come back. No thread of its own.
 //
-// Costs: one allocation per operation; per wait, asio's own (an epoll_ctl that re-arms the fd, which
-// also keeps a readiness edge from being lost on an io_context run by several threads; see
-// detail/async_ops.hpp) and one handler through the strand; the copier's system calls as in
-// splice::copy.
+// Costs: one allocation per operation, with the handler's associated allocator; per wait, asio's own
+// (an epoll_ctl that re-arms the fd, which also keeps a readiness edge from being lost on an
+// io_context run by several threads; see async_relay.hpp) and one handler through the strand; the
+// copier's system calls as in splice::copy.
 #ifndef SPLICE_ASIO_HPP_
 #define SPLICE_ASIO_HPP_
 
 #include <chrono>
 #include <system_error>
+#include <utility>
 
+#include <asio/associated_allocator.hpp>
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
@@ -59,68 +61,23 @@
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 
-#include "detail/async_ops.hpp"
+#include "async_relay.hpp"
 #include "splice.hpp"
 
+namespace splice_lib::asio_adapter {
+namespace net = ::asio;
+using net_error_code = ::asio::error_code;
+inline net_error_code from_std_code(const std::error_code& ec) noexcept { return ec; }
+#include "detail/asio_net.ipp"
+}  // namespace splice_lib::asio_adapter
+
 namespace splice_lib {
-
-/// asio_net names what the engine (detail/async_ops.hpp) needs from standalone asio.
-struct asio_net {
-  using error_code = asio::error_code;
-  using cancellation_signal = asio::cancellation_signal;
-  using cancellation_type = asio::cancellation_type;
-  template <class Executor>
-  using timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>,
-                                           Executor>;
-
-  static error_code aborted() noexcept { return asio::error::operation_aborted; }
-  static std::error_code to_std(const error_code& ec) noexcept { return ec; }
-  static error_code from_std(const std::error_code& ec) noexcept { return ec; }
-
-  template <class Signature, class Initiation, class Token, class... Args>
-  static decltype(auto) initiate(Initiation&& init, Token& token, Args&&... args) {
-    return asio::async_initiate<Token, Signature>(std::forward<Initiation>(init), token,
-                                                  std::forward<Args>(args)...);
-  }
-  template <class Executor>
-  static auto make_strand(const Executor& ex) {
-    return asio::make_strand(ex);
-  }
-  template <class Executor, class F>
-  static void post(const Executor& ex, F&& f) {
-    asio::post(ex, std::forward<F>(f));
-  }
-  template <class Executor, class F>
-  static void dispatch(const Executor& ex, F&& f) {
-    asio::dispatch(ex, std::forward<F>(f));
-  }
-  template <class Executor, class F>
-  static auto bind_executor(const Executor& ex, F&& f) {
-    return asio::bind_executor(ex, std::forward<F>(f));
-  }
-  template <class F>
-  static auto bind_cancellation_slot(asio::cancellation_slot slot, F&& f) {
-    return asio::bind_cancellation_slot(slot, std::forward<F>(f));
-  }
-  template <class Handler, class Executor>
-  static auto associated_executor(const Handler& h, const Executor& ex) {
-    return asio::get_associated_executor(h, ex);
-  }
-  template <class Handler>
-  static auto associated_slot(const Handler& h) {
-    return asio::get_associated_cancellation_slot(h);
-  }
-  template <class Executor>
-  static auto work_guard(const Executor& ex) {
-    return asio::make_work_guard(ex);
-  }
-};
-
+/// The engine's view of standalone asio.
+using asio_net = asio_adapter::traits;
 template <class Protocol, class Executor>
-struct async_ops<asio::basic_stream_socket<Protocol, Executor>> : detail::async_ops_for<asio_net> {};
+struct async_ops<asio::basic_stream_socket<Protocol, Executor>> : async_ops_for<asio_net> {};
 template <class Executor>
-struct async_ops<asio::posix::basic_stream_descriptor<Executor>> : detail::async_ops_for<asio_net> {};
-
+struct async_ops<asio::posix::basic_stream_descriptor<Executor>> : async_ops_for<asio_net> {};
 }  // namespace splice_lib
 
 #endif  // SPLICE_ASIO_HPP_

@@ -6,8 +6,10 @@
 #include <utility>
 
 #include "copier.hpp"
+#include "options.hpp"
 #include "poller.hpp"
 #include "result.hpp"
+#include "system_calls.hpp"
 
 namespace splice_lib {
 
@@ -16,7 +18,8 @@ namespace splice_lib {
 /// copy_file_range, or user space; see copier), waiting on poller whenever a non-blocking socket
 /// or pipe says EAGAIN. If the kernel refuses a pair, or no pipe can be had, user space takes over
 /// without losing a byte. SIGPIPE never reaches the process: it is blocked around each step of the
-/// copy, never across a wait (see sigpipe_scope).
+/// copy, never across a wait (see sigpipe_scope). A failed wait ends the copy with its error from
+/// "poll"; nothing is retried without a wait in between, so a copy never spins.
 ///
 /// Over blocking fds the copy waits inside read, splice or sendfile, where no poller and no
 /// timeout applies: a copy that must end by a deadline needs non-blocking fds and a poller with
@@ -25,14 +28,15 @@ template <class Poller, class Sys>
 result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options& opt, Sys sys) noexcept {
   static_assert(is_poller_v<Poller>,
                 "a poller needs std::error_code wait_readable(int) and wait_writable(int)");
-  copier<Sys> c(detail::blocking_allowed{}, dst, src, limit, opt, std::move(sys));
+  copier<Sys> c(allow_blocking, dst, src, limit, opt, std::move(sys));
   for (;;) {
     std::error_code ec;
     switch (c.advance()) {
       case step::done: return c.result();
-      case step::again:   // nothing else to run on this thread
-      case step::either:  // the next advance() names one fd
-        continue;
+      case step::again: continue;  // nothing else to run on this thread
+      case step::either:
+        if constexpr (detail::has_wait_either<Poller>) ec = poller.wait_either(src, dst);
+        break;  // without it, the next advance() names one fd
       case step::read: ec = poller.wait_readable(src); break;
       case step::write: ec = poller.wait_writable(dst); break;
     }

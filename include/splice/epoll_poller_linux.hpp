@@ -10,7 +10,7 @@
 
 #include <sys/epoll.h>
 
-#include "detail/fd.hpp"
+#include "fd.hpp"
 #include "detail/sys.hpp"
 
 namespace splice_lib {
@@ -37,9 +37,20 @@ class epoll_poller {
   std::error_code status() const noexcept { return ep_ ? std::error_code{} : create_error_; }
 
   /// Waits until fd is readable.
-  std::error_code wait_readable(int fd) noexcept { return wait(fd, EPOLLIN); }
+  std::error_code wait_readable(int fd) noexcept { return fd < 0 ? bad_fd() : wait(fd, EPOLLIN, -1, 0); }
   /// Waits until fd is writable.
-  std::error_code wait_writable(int fd) noexcept { return wait(fd, EPOLLOUT); }
+  std::error_code wait_writable(int fd) noexcept { return fd < 0 ? bad_fd() : wait(fd, EPOLLOUT, -1, 0); }
+  /// Waits until r is readable or w writable.
+  std::error_code wait_either(int r, int w) noexcept { return r < 0 || w < 0 ? bad_fd() : wait(r, EPOLLIN, w, EPOLLOUT); }
+  /// Sleeps until t (remembering readiness that comes meanwhile), or until the deadline.
+  std::error_code wait_until(std::chrono::steady_clock::time_point t) noexcept {
+    if (!ep_) return create_error_;
+    if (t >= deadline_) return wait(-1, 0, -1, 0);
+    int n = 0;
+    while (detail::clock_type::now() < t)
+      if (auto ec = collect(detail::ms_until(t), n)) return ec;
+    return {};
+  }
 
   /// Removes fd from the epoll set; call it before closing fd.
   void forget(int fd) noexcept {
@@ -53,26 +64,42 @@ class epoll_poller {
   static constexpr std::uint32_t registered = 1u << 31;
   static constexpr std::uint32_t hangup = EPOLLERR | EPOLLHUP;  // ready for both directions
 
-  std::error_code wait(int fd, std::uint32_t want) noexcept {
+  // wait waits until fd has want, or fd2 has want2 (fd2 -1: none; both -1: until the deadline).
+  std::error_code wait(int fd, std::uint32_t want, int fd2, std::uint32_t want2) noexcept {
     if (!ep_) return create_error_;
-    if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
-    if (auto ec = enroll(fd)) return ec;
+    for (int f : {fd, fd2})
+      if (f >= 0)
+        if (auto ec = enroll(f)) return ec;
     const auto until = std::min(deadline_, detail::deadline_after(timeout_));
     for (;;) {
-      std::uint32_t& s = state_[std::size_t(fd)];
-      if (s & (want | hangup)) {
-        s &= ~want;  // consumed: the next wait on this direction needs a new edge
-        return {};
-      }
-      epoll_event ev[64];
-      const int n = ::epoll_wait(ep_.get(), ev, 64, detail::ms_until(until));
+      if (consume(fd, want) || consume(fd2, want2)) return {};
+      int n = 0;
+      if (auto ec = collect(detail::ms_until(until), n)) return ec;
       if (n == 0 && detail::clock_type::now() >= until) return std::make_error_code(std::errc::timed_out);
-      if (n < 0 && errno != EINTR) return detail::last_error();
-      for (int i = 0; i < n; ++i) {
-        const int other = ev[i].data.fd;
-        if (other >= 0 && std::size_t(other) < state_.size()) state_[std::size_t(other)] |= ev[i].events;
-      }
     }
+  }
+
+  static std::error_code bad_fd() noexcept { return std::make_error_code(std::errc::bad_file_descriptor); }
+
+  // consume takes fd's readiness for want, if it has come: the next wait for it needs a new edge.
+  bool consume(int fd, std::uint32_t want) noexcept {
+    if (fd < 0) return false;
+    std::uint32_t& s = state_[std::size_t(fd)];
+    if (!(s & (want | hangup))) return false;
+    s &= ~want;
+    return true;
+  }
+
+  // collect waits up to ms for events and records them per fd; n is how many came.
+  std::error_code collect(int ms, int& n) noexcept {
+    epoll_event ev[64];
+    n = ::epoll_wait(ep_.get(), ev, 64, ms);
+    if (n < 0 && errno != EINTR) return detail::last_error();
+    for (int i = 0; i < n; ++i) {
+      const int other = ev[i].data.fd;
+      if (other >= 0 && std::size_t(other) < state_.size()) state_[std::size_t(other)] |= ev[i].events;
+    }
+    return {};
   }
 
   // enroll registers fd once, for both directions, edge-triggered.
@@ -94,7 +121,7 @@ class epoll_poller {
     return {};
   }
 
-  detail::unique_fd ep_;
+  unique_fd ep_;
   std::error_code create_error_ = ep_ ? std::error_code{} : detail::last_error();
   std::chrono::milliseconds timeout_{-1};
   std::chrono::steady_clock::time_point deadline_ = detail::no_deadline;

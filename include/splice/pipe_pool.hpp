@@ -12,9 +12,63 @@
 #include <system_error>
 #include <utility>
 
-#include "detail/platform.hpp"
+#include "error.hpp"
+#include "fd.hpp"
+#include "system_calls.hpp"
 
 namespace splice_lib {
+
+/// pipe is both ends of a kernel pipe, owned, and how many bytes it can hold.
+struct pipe {
+  unique_fd r, w;
+  std::size_t capacity = 0;
+
+  explicit operator bool() const noexcept { return bool(r); }
+};
+
+class pipe_pool;
+
+/// pipe_lease is a pipe lent by a pipe_pool, with the count of the bytes it holds: bytes taken from
+/// a copy's src and not yet written to its dst. Destroying or resetting the lease gives the pipe
+/// back: an empty one for reuse, one that still holds bytes to be closed, since they belong to a
+/// stream that has ended. Move-only; not thread-safe.
+class pipe_lease {
+ public:
+  pipe_lease() noexcept = default;
+  pipe_lease(pipe_lease&& o) noexcept
+      : pool_(std::exchange(o.pool_, nullptr)), p_(std::move(o.p_)), held_(std::exchange(o.held_, 0)) {}
+  pipe_lease& operator=(pipe_lease&& o) noexcept {
+    if (this != &o) {
+      reset();
+      pool_ = std::exchange(o.pool_, nullptr);
+      p_ = std::move(o.p_);
+      held_ = std::exchange(o.held_, 0);
+    }
+    return *this;
+  }
+  ~pipe_lease() { reset(); }
+
+  explicit operator bool() const noexcept { return bool(p_); }
+  int read_end() const noexcept { return p_.r.get(); }
+  int write_end() const noexcept { return p_.w.get(); }
+  /// Returns how many bytes the pipe can hold, as the kernel granted it.
+  std::size_t capacity() const noexcept { return p_.capacity; }
+  /// Returns the bytes in the pipe.
+  std::size_t held() const noexcept { return held_; }
+  /// Records n bytes spliced into the pipe.
+  void filled(std::size_t n) noexcept { held_ += n; }
+  /// Records n bytes spliced or read out of it.
+  void emptied(std::size_t n) noexcept { held_ -= n; }
+  /// Gives the pipe back to its pool (see the class comment); the lease is then empty.
+  inline void reset() noexcept;
+
+ private:
+  friend class pipe_pool;
+  pipe_lease(pipe_pool* pool, pipe p) noexcept : pool_(pool), p_(std::move(p)) {}
+  pipe_pool* pool_ = nullptr;
+  pipe p_;
+  std::size_t held_ = 0;
+};
 
 /// pipe_pool keeps empty pipes for reuse, so that a copy does not pay for pipe2, F_SETPIPE_SZ and
 /// two closes. Thread-safe. Bounded: at most `max_pipes` pipes exist at once, in use or idle, at
@@ -32,6 +86,7 @@ namespace splice_lib {
 /// pipe for a second.
 class pipe_pool {
  public:
+  using lease = pipe_lease;
   struct config {
     /// Capacity asked of each new pipe with F_SETPIPE_SZ; the kernel may grant less.
     std::size_t pipe_size = std::size_t(1) << 20;
@@ -67,7 +122,7 @@ class pipe_pool {
   /// Makes an empty pool. The idle slots are allocated here, so that release() never allocates;
   /// if even that fails, the pool keeps no idle pipes.
   explicit pipe_pool(const config& c) noexcept
-      : config_(c), idle_(new (std::nothrow) detail::pipe[c.max_idle]), idle_cap_(idle_ ? c.max_idle : 0),
+      : config_(c), idle_(new (std::nothrow) pipe[c.max_idle]), idle_cap_(idle_ ? c.max_idle : 0),
         max_bytes_(c.max_bytes ? c.max_bytes : detail::pipe_budget()) {}
   pipe_pool(const pipe_pool&) = delete;
   pipe_pool& operator=(const pipe_pool&) = delete;
@@ -94,21 +149,23 @@ class pipe_pool {
     return c;
   }
 
-  /// acquire hands out an empty pipe: an idle one, or a new one when fewer than max_pipes exist and
-  /// the budget has room. Fails with EMFILE when the pool is exhausted, or with the error of pipe
-  /// creation.
+  /// acquire lends an empty pipe: an idle one, or a new one when fewer than max_pipes exist and
+  /// the budget has room. Fails with errc::pool_exhausted (op "pool") when the pool is exhausted,
+  /// or with the error of pipe creation (op "pipe2", "pipe" or "fcntl"); `out` is then empty.
   template <class Sys>
-  std::error_code acquire(Sys& sys, detail::pipe& p, const char*& op) noexcept {
+  std::error_code acquire(Sys& sys, pipe_lease& out, const char*& op) noexcept {
+    out.reset();
+    pipe p;
     const auto refuse = [&] {
       ++counters_.exhausted;
-      op = "pipe2";
-      return std::make_error_code(std::errc::too_many_files_open);
+      op = "pool";
+      return make_error_code(errc::pool_exhausted);
     };
     std::size_t size = config_.pipe_size;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (idle_count_ > 0) {
-        p = std::move(idle_[--idle_count_]);
+        out = pipe_lease(this, std::move(idle_[--idle_count_]));
         ++counters_.in_use;
         ++counters_.reused;
         return {};
@@ -126,13 +183,15 @@ class pipe_pool {
       ++counters_.in_use;  // reserve the slot and the bytes; the pipe is made without the lock
       held_ += size;
     }
-    auto ec = detail::make_pipe(sys, size, p, op);
+    int fds[2];
+    auto ec = detail::make_pipe(sys, size, fds, p.capacity, op);
+    if (!ec) p.r.reset(fds[0]), p.w.reset(fds[1]);
     std::lock_guard<std::mutex> lock(mu_);
     held_ -= size;
     if (!ec && p.capacity < std::min(size, config_.min_pipe_size)) {
       ++counters_.undersized;
       retry_after_ = detail::clock_type::now() + std::chrono::seconds(1);
-      p = detail::pipe{};
+      p = pipe{};
       --counters_.in_use;
       return refuse();
     }
@@ -141,13 +200,14 @@ class pipe_pool {
       return ec;
     }
     if (held_ + p.capacity > max_bytes_) {  // the kernel rounds up to a power of two pages
-      p = detail::pipe{};
+      p = pipe{};
       --counters_.in_use;
       return refuse();
     }
     held_ += p.capacity;
     ++counters_.created;
     if (size < config_.pipe_size) ++counters_.shrunk;
+    out = pipe_lease(this, std::move(p));
     return {};
   }
 
@@ -157,7 +217,7 @@ class pipe_pool {
     std::lock_guard<std::mutex> lock(mu_);
     while (idle_count_ > 0) {
       held_ -= idle_[--idle_count_].capacity;
-      idle_[idle_count_] = detail::pipe{};
+      idle_[idle_count_] = pipe{};
     }
   }
 
@@ -168,9 +228,11 @@ class pipe_pool {
     counters_.copied_bytes += copied;
   }
 
-  /// release takes back a pipe from acquire. `empty` says whether it holds no bytes; only an empty
-  /// pipe is kept for reuse.
-  void release(detail::pipe p, bool empty) noexcept {
+ private:
+  friend class pipe_lease;
+  // release takes back a leased pipe. `empty` says whether it holds no bytes; only an empty pipe is
+  // kept for reuse.
+  void release(pipe p, bool empty) noexcept {
     std::lock_guard<std::mutex> lock(mu_);
     --counters_.in_use;
     if (!empty) {
@@ -183,11 +245,10 @@ class pipe_pool {
     // p, if not kept, closes here; close is cheap and never blocks for a pipe.
   }
 
- private:
   static constexpr std::size_t budget_share = 32;
   const config config_;
   mutable std::mutex mu_;
-  std::unique_ptr<detail::pipe[]> idle_;  // idle_[0, idle_count_) are empty pipes ready for reuse
+  std::unique_ptr<pipe[]> idle_;  // idle_[0, idle_count_) are empty pipes ready for reuse
   const std::size_t idle_cap_;
   const std::size_t max_bytes_;
   std::size_t idle_count_ = 0;
@@ -195,6 +256,13 @@ class pipe_pool {
   detail::clock_type::time_point retry_after_{};  // no new pipe before then (after an undersized one)
   counters counters_;
 };
+
+inline void pipe_lease::reset() noexcept {
+  if (pool_) pool_->release(std::move(p_), held_ == 0);
+  pool_ = nullptr;
+  p_ = pipe{};
+  held_ = 0;
+}
 
 }  // namespace splice_lib
 

@@ -13,8 +13,9 @@ inline constexpr std::uint64_t no_limit = std::numeric_limits<std::uint64_t>::ma
 
 /// result is what a copy did. End of file and a reached limit are success: `error` is falsy.
 ///
-/// Errors, and whether retrying helps:
-/// - EBADF, ENOTSOCK, EINVAL: the fds are wrong; retrying does not help.
+/// Errors, and whether retrying helps (README, "Errors", has the whole convention):
+/// - EBADF, ENOTSOCK, EINVAL from a call, errc::not_readable, errc::not_writable,
+///   errc::blocking_fd, errc::invalid_options: the fds or options are wrong; retrying does not help.
 /// - ECONNRESET, EPIPE: a peer went away; the connection is over, retrying does not help.
 /// - ENOMEM, ENOBUFS: the kernel is short of memory; a later retry may work.
 /// - std::errc::timed_out: the poller's deadline passed; retrying waits again.
@@ -25,12 +26,25 @@ struct result {
   std::uint64_t bytes = 0;
   /// Falsy on success (end of file, or limit reached).
   std::error_code error;
-  /// True when the kernel's splice path moved bytes.
+  /// True when a kernel path (splice, sendfile, copy_file_range) moved bytes.
   bool spliced = false;
-  /// The system call that failed ("splice", "read", "poll", ...), or "" on success.
+  /// The system call that failed ("splice", "read", ...), a word of README's list where none did
+  /// ("options", "fd", "idle", ...), or "" on success.
   const char* op = "";
   /// Bytes read from src but not delivered to dst because the copy failed; 0 on success.
   std::uint64_t unsent = 0;
+};
+
+/// What a copier waits for after advance().
+enum class step {
+  read,    ///< src to become readable
+  write,   ///< dst to become writable
+  either,  ///< src to become readable or dst writable, whichever comes first: the copier cannot
+           ///< tell which one said EAGAIN. A caller that can wait on one fd only may call
+           ///< advance() again at once; that call names one fd.
+  again,   ///< nothing: more is ready, but this call did its share (options::max_advance). Call
+           ///< advance() again after other ready work; never wait on a poller for it.
+  done,    ///< nothing: the copy has ended; result() says how
 };
 
 }  // namespace splice_lib

@@ -6,30 +6,25 @@
 #include <cstdint>
 #include <utility>
 
+#include "async_fwd.hpp"
 #include "copier.hpp"
 #include "copy.hpp"
+#include "duplex.hpp"
+#include "error.hpp"
+#include "fd.hpp"
+#include "options.hpp"
 #include "pipe_pool.hpp"
 #include "poller.hpp"
 #include "proxy.hpp"
 #include "result.hpp"
 #include "sigpipe.hpp"
+#include "system_calls.hpp"
 #if defined(__linux__)
 #include "epoll_poller_linux.hpp"
 #endif
 
 /// The library version: major * 10000 + minor * 100 + patch.
 #define SPLICE_VERSION 100
-
-namespace splice_lib {
-/// async_ops<Stream> holds splice::async_copy and splice::async_proxy for the streams of one
-/// framework. The core knows no framework: <splice/asio.hpp> and <splice/boost_asio.hpp> define it
-/// for their stream types, and struct splice finds it when a call is instantiated.
-template <class Stream>
-struct async_ops {
-  static_assert(sizeof(Stream) == 0, "splice::async_copy and splice::async_proxy need <splice/asio.hpp> or "
-                                     "<splice/boost_asio.hpp>, and a stream of that framework");
-};
-}  // namespace splice_lib
 
 /// The public face of the library. glibc declares the function ::splice in <fcntl.h>, so a
 /// namespace named splice cannot exist beside it; a class may share its name with a function (as
@@ -51,8 +46,21 @@ struct splice {
   using proxy_result = splice_lib::proxy_result;
   using proxy_options = splice_lib::proxy_options;
   using system_calls = splice_lib::system_calls;
+  using posix_calls = splice_lib::posix_calls;
+  using linux_calls = splice_lib::linux_calls;
+  using unique_fd = splice_lib::unique_fd;
+  using pipe = splice_lib::pipe;
+  using pipe_lease = splice_lib::pipe_lease;
+  using errc = splice_lib::errc;
+  using ready = splice_lib::ready;
   template <class Sys = system_calls>
   using copier = splice_lib::copier<Sys>;
+  template <class Sys = system_calls>
+  using duplex = splice_lib::duplex<Sys>;
+  /// Returns the category of the library's own errors (errc).
+  static const std::error_category& category() noexcept { return splice_lib::category(); }
+  static constexpr splice_lib::allow_blocking_t allow_blocking{};
+  static constexpr splice_lib::one_way_t one_way{};
 
   static constexpr std::uint64_t no_limit = splice_lib::no_limit;
   /// True when P meets the poller requirements (see poller.hpp); the C++20 concept is

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The Linux kernel paths: which fd pairs take which route, pipe creation, and the calls that move
-// bytes inside the kernel (splice, sendfile, copy_file_range).
+// The Linux kernel paths: what kind of fd each end is, pipe creation, and the calls that move bytes
+// inside the kernel (splice, tee, sendfile, copy_file_range), each through the `Sys` seam.
 #ifndef SPLICE_DETAIL_SPLICE_LINUX_HPP_
 #define SPLICE_DETAIL_SPLICE_LINUX_HPP_
 
@@ -11,60 +11,48 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fd.hpp"
 #include "plan.hpp"
 #include "sys.hpp"
 
-namespace splice_lib {
+namespace splice_lib::detail {
 
-/// The Linux system calls: the POSIX ones plus splice, pipe2, sendfile and copy_file_range. The
-/// three that move bytes pass no offsets: they read and write at the fds' file offsets and
-/// advance them, as read(2) and write(2) do.
-struct linux_calls : posix_calls {
-  ssize_t splice(int in, int out, std::size_t n, unsigned flags) {
+inline constexpr bool can_splice = true;
+
+/// The Linux calls that system_calls (system_calls.hpp) adds to the POSIX ones. Those that move
+/// bytes pass no offsets: they read and write at the fds' file offsets and advance them, as
+/// read(2) and write(2) do.
+struct kernel {
+  static ssize_t splice(int in, int out, std::size_t n, unsigned flags) noexcept {
     return ::splice(in, nullptr, out, nullptr, n, flags);
   }
-  ssize_t sendfile(int out, int in, std::size_t n) { return ::sendfile(out, in, nullptr, n); }
-  ssize_t copy_file_range(int in, int out, std::size_t n) {
+  static ssize_t tee(int in, int out, std::size_t n, unsigned flags) noexcept { return ::tee(in, out, n, flags); }
+  static ssize_t sendfile(int out, int in, std::size_t n) noexcept { return ::sendfile(out, in, nullptr, n); }
+  static ssize_t copy_file_range(int in, int out, std::size_t n) noexcept {
     return ::copy_file_range(in, nullptr, out, nullptr, n, 0);
   }
-  int pipe2(int fds[2], int flags) { return ::pipe2(fds, flags); }
-  /// sockatmark(3), with the answer initialised: glibc's leaves it to the kernel, which valgrind
-  /// reports as a read of uninitialised memory.
-  int sockatmark(int fd) {
+  static int pipe2(int fds[2], int flags) noexcept { return ::pipe2(fds, flags); }
+  // sockatmark(3), with the answer initialised: glibc's leaves it to the kernel, which valgrind
+  // reports as a read of uninitialised memory.
+  static int sockatmark(int fd) noexcept {
     int at = 0;
     return ::ioctl(fd, SIOCATMARK, &at) < 0 ? -1 : at;
   }
 };
 
-using system_calls = linux_calls;
-
-namespace detail {
-
-inline constexpr bool can_splice = true;
-
-enum class end_kind { tcp, unix_stream, pipe, file, other };
-
-/// end is what make_plan learns of one fd.
-struct end {
-  end_kind kind = end_kind::other;
-  bool socket = false, always_ready = false, nonblocking = false, append = false;
-};
-
 /// inspect reads fd's flags (one fcntl) and kind: one getsockopt for a TCP socket, up to three for
-/// another socket, an fstat for the rest. A bad fd, a src not open for reading and a dst not open
-/// for writing fail here, before src gives a byte.
+/// another socket, an fstat for the rest.
 template <class Sys>
-std::error_code inspect(Sys& sys, int fd, bool src, end& e, const char*& op) noexcept {
+std::error_code inspect(Sys& sys, int fd, end& e, const char*& op) noexcept {
   const int flags = retry([&] { return sys.fcntl(fd, F_GETFL, 0); });
   if (flags < 0) return op = "fcntl", last_error();
-  if (!access_ok(flags, src)) return op = "fcntl", std::make_error_code(std::errc::bad_file_descriptor);
+  e.flags = flags;
   e.nonblocking = (flags & O_NONBLOCK) != 0;
   e.append = (flags & O_APPEND) != 0;
   // The value of a SOL_SOCKET option, or -1 if it cannot be had.
@@ -90,47 +78,18 @@ std::error_code inspect(Sys& sys, int fd, bool src, end& e, const char*& op) noe
   return {};
 }
 
-/// make_plan picks the route for dst <- src:
-/// - a regular file into a socket: sendfile; into another regular file: copy_file_range;
-/// - a pipe end paired with a socket, a pipe or a regular file: one splice per chunk;
-/// - a socket into a socket or a regular file: through a pooled pipe;
-/// - everything else, and any dst opened O_APPEND (splice refuses it with EINVAL,
-///   copy_file_range with EBADF): user space.
-/// "Socket" means TCP or a unix stream socket, except that a unix socket is spliced out of only
-/// with splice_from_unix: the benchmark measured it no faster than read(2), as Go found.
-template <class Sys>
-std::error_code make_plan(Sys& sys, int dst, int src, bool splice_from_unix, plan& p, const char*& op) noexcept {
-  end s, d;
-  if (auto ec = inspect(sys, src, true, s, op)) return ec;
-  if (auto ec = inspect(sys, dst, false, d, op)) return ec;
-  p.src_always_ready = s.always_ready;
-  p.dst_always_ready = d.always_ready;
-  p.src_nonblocking = s.nonblocking;
-  p.dst_nonblocking = d.nonblocking;
-  p.dst_socket = d.socket;
-  p.dst_tcp = d.kind == end_kind::tcp;
-  p.src_tcp = s.kind == end_kind::tcp;
-  p.src_pipe = s.kind == end_kind::pipe;
-  const bool from_socket = s.kind == end_kind::tcp || (s.kind == end_kind::unix_stream && splice_from_unix);
-  const bool to_socket = d.kind == end_kind::tcp || d.kind == end_kind::unix_stream;
-  const bool to_file = d.kind == end_kind::file;
-  const bool pipe_pair = (s.kind == end_kind::pipe && (to_socket || to_file || d.kind == end_kind::pipe)) ||
-                         (d.kind == end_kind::pipe && (from_socket || s.kind == end_kind::file));
-  p.how = route::user;
-  if (d.append) return {};
-  if (s.kind == end_kind::file && to_file) p.how = route::copy_range;
-  else if (s.kind == end_kind::file && to_socket) p.how = route::sendfile;
-  else if (pipe_pair) p.how = route::direct;
-  else if (from_socket && (to_socket || to_file)) p.how = route::relay;
-  return {};
-}
-
 /// splice_move moves at most n bytes from in to out; one of them is a pipe. SPLICE_F_NONBLOCK
 /// makes the pipe side non-blocking; the other side follows its own O_NONBLOCK. No SPLICE_F_MORE:
 /// it corks the socket and stalls small request/response traffic.
 template <class Sys>
 ssize_t splice_move(Sys& sys, int in, int out, std::size_t n) noexcept {
   return retry([&] { return sys.splice(in, out, n, SPLICE_F_NONBLOCK); });
+}
+
+/// tee_copy duplicates at most n bytes from the pipe in into the pipe out, leaving in as it was.
+template <class Sys>
+ssize_t tee_copy(Sys& sys, int in, int out, std::size_t n) noexcept {
+  return retry([&] { return sys.tee(in, out, n, SPLICE_F_NONBLOCK); });
 }
 
 /// send_file moves at most n bytes from the regular file in to the socket out.
@@ -152,30 +111,30 @@ std::size_t pipe_bytes(Sys& sys, int fd) noexcept {
   return retry([&] { return sys.ioctl(fd, FIONREAD, &n); }) == 0 && n > 0 ? std::size_t(n) : 0;
 }
 
-/// make_pipe makes a non-blocking, close-on-exec pipe and asks for size bytes of capacity.
-/// F_SETPIPE_SZ fails with EPERM once the user holds more than pipe-user-pages-soft pages; the
-/// pipe still works at the size it has, which F_GETPIPE_SZ reports.
+/// make_pipe makes a non-blocking, close-on-exec pipe, fds[0] its read end, and asks for size bytes
+/// of capacity, which it sets to what the kernel granted. F_SETPIPE_SZ fails with EPERM once the
+/// user holds more than pipe-user-pages-soft pages; the pipe still works at the size it has, which
+/// F_GETPIPE_SZ reports. On failure no fd is left open.
 template <class Sys>
-std::error_code make_pipe(Sys& sys, std::size_t size, pipe& p, const char*& op) noexcept {
-  int fds[2];
+std::error_code make_pipe(Sys& sys, std::size_t size, int (&fds)[2], std::size_t& capacity, const char*& op) noexcept {
   if (retry([&] { return sys.pipe2(fds, O_CLOEXEC | O_NONBLOCK); }) != 0) {
     if (errno != ENOSYS) return op = "pipe2", last_error();
     // Kernels before 2.6.27 lack pipe2. Here a fork+exec in another thread can inherit the fds
     // for an instant; nothing better exists on such kernels.
     if (retry([&] { return sys.pipe(fds); }) != 0) return op = "pipe", last_error();
-    pipe owner{unique_fd(fds[0]), unique_fd(fds[1]), 0};
     for (int fd : fds) {
       if (retry([&] { return sys.fcntl(fd, F_SETFD, FD_CLOEXEC); }) != 0 ||
-          retry([&] { return sys.fcntl(fd, F_SETFL, O_NONBLOCK); }) != 0)
-        return op = "fcntl", last_error();
+          retry([&] { return sys.fcntl(fd, F_SETFL, O_NONBLOCK); }) != 0) {
+        const std::error_code ec = last_error();
+        sys.close(fds[0]);
+        sys.close(fds[1]);
+        return op = "fcntl", ec;
+      }
     }
-    p = std::move(owner);
-  } else {
-    p = pipe{unique_fd(fds[0]), unique_fd(fds[1]), 0};
   }
   int got = size > 0 ? retry([&] { return sys.fcntl(fds[1], F_SETPIPE_SZ, int(size)); }) : -1;
   if (got <= 0) got = retry([&] { return sys.fcntl(fds[1], F_GETPIPE_SZ, 0); });
-  p.capacity = got > 0 ? std::size_t(got) : 4096;
+  capacity = got > 0 ? std::size_t(got) : 4096;
   return {};
 }
 
@@ -208,7 +167,6 @@ int pipe_end_ready(Sys& sys, int fd, short events) noexcept {
   return n < 0 ? -1 : n > 0;
 }
 
-}  // namespace detail
-}  // namespace splice_lib
+}  // namespace splice_lib::detail
 
 #endif  // SPLICE_DETAIL_SPLICE_LINUX_HPP_

@@ -4,77 +4,78 @@
 #define SPLICE_DETAIL_SPLICE_PORTABLE_HPP_
 
 #include <cstddef>
+#include <cerrno>
 #include <cstdint>
 #include <system_error>
 
-#include "fd.hpp"
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "plan.hpp"
 #include "sys.hpp"
 
-namespace splice_lib {
-
-using system_calls = posix_calls;
-
-namespace detail {
+namespace splice_lib::detail {
 
 inline constexpr bool can_splice = false;
 
-/// make_plan checks each fd's access mode (EBADF from "fcntl" for a src not open for reading or a
-/// dst not open for writing) and whether it is a regular file, before a byte is read from src.
+/// What splice_linux.hpp calls into: here every call fails with ENOSYS, and is never made.
+struct kernel {
+  static ssize_t splice(int, int, std::size_t, unsigned) noexcept { return errno = ENOSYS, -1; }
+  static ssize_t tee(int, int, std::size_t, unsigned) noexcept { return errno = ENOSYS, -1; }
+  static ssize_t sendfile(int, int, std::size_t) noexcept { return errno = ENOSYS, -1; }
+  static ssize_t copy_file_range(int, int, std::size_t) noexcept { return errno = ENOSYS, -1; }
+  static int pipe2(int*, int) noexcept { return errno = ENOSYS, -1; }
+  static int sockatmark(int) noexcept { return errno = ENOSYS, -1; }
+};
+
+/// inspect reads fd's flags and whether it is a regular file or a socket.
 template <class Sys>
-std::error_code make_plan(Sys& sys, int dst, int src, bool, plan& p, const char*& op) noexcept {
-  for (const bool is_src : {true, false}) {
-    const int fd = is_src ? src : dst;
-    const int flags = retry([&] { return sys.fcntl(fd, F_GETFL, 0); });
-    if (flags < 0) return op = "fcntl", last_error();
-    if (!access_ok(flags, is_src)) return op = "fcntl", std::make_error_code(std::errc::bad_file_descriptor);
-    struct stat st {};
-    if (retry([&] { return sys.fstat(fd, &st); }) != 0) return op = "fstat", last_error();
-    (is_src ? p.src_always_ready : p.dst_always_ready) = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-    (is_src ? p.src_nonblocking : p.dst_nonblocking) = (flags & O_NONBLOCK) != 0;
-    if (!is_src) p.dst_socket = S_ISSOCK(st.st_mode);
-  }
-  p.how = route::user;
+std::error_code inspect(Sys& sys, int fd, end& e, const char*& op) noexcept {
+  const int flags = retry([&] { return sys.fcntl(fd, F_GETFL, 0); });
+  if (flags < 0) return op = "fcntl", last_error();
+  struct stat st {};
+  if (retry([&] { return sys.fstat(fd, &st); }) != 0) return op = "fstat", last_error();
+  e.flags = flags;
+  e.nonblocking = (flags & O_NONBLOCK) != 0;
+  e.append = (flags & O_APPEND) != 0;
+  e.always_ready = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+  e.socket = S_ISSOCK(st.st_mode);
   return {};
 }
 
-// The rest is never reached, since make_plan only answers route::user; it exists so that the
-// copier compiles unchanged.
+// The rest is never reached, since plan_for answers route::user without can_splice; it exists so
+// that the copier compiles unchanged.
 template <class Sys>
 ssize_t splice_move(Sys&, int, int, std::size_t) noexcept {
-  errno = ENOSYS;
-  return -1;
+  return errno = ENOSYS, -1;
+}
+template <class Sys>
+ssize_t tee_copy(Sys&, int, int, std::size_t) noexcept {
+  return errno = ENOSYS, -1;
 }
 template <class Sys>
 ssize_t send_file(Sys&, int, int, std::size_t) noexcept {
-  errno = ENOSYS;
-  return -1;
+  return errno = ENOSYS, -1;
 }
 template <class Sys>
 ssize_t copy_range(Sys&, int, int, std::size_t) noexcept {
-  errno = ENOSYS;
-  return -1;
+  return errno = ENOSYS, -1;
 }
-
 template <class Sys>
-std::error_code make_pipe(Sys&, std::size_t, pipe&, const char*& op) noexcept {
+std::error_code make_pipe(Sys&, std::size_t, int (&)[2], std::size_t&, const char*& op) noexcept {
   op = "pipe";
   return std::make_error_code(std::errc::function_not_supported);
 }
-
 inline std::size_t pipe_budget() noexcept { return SIZE_MAX; }
-
 template <class Sys>
 std::size_t pipe_bytes(Sys&, int) noexcept {
   return 0;
 }
-
 template <class Sys>
 int pipe_end_ready(Sys&, int, short) noexcept {
   return 1;
 }
 
-}  // namespace detail
-}  // namespace splice_lib
+}  // namespace splice_lib::detail
 
 #endif  // SPLICE_DETAIL_SPLICE_PORTABLE_HPP_

@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: MIT
-#ifndef SPLICE_DETAIL_FD_HPP_
-#define SPLICE_DETAIL_FD_HPP_
+#ifndef SPLICE_FD_HPP_
+#define SPLICE_FD_HPP_
 
-#include <cstddef>
 #include <utility>
 
 #include <unistd.h>
 
-namespace splice_lib::detail {
+namespace splice_lib {
 
 /// unique_fd owns a file descriptor and closes it in its destructor. Move-only.
 class unique_fd {
@@ -23,10 +22,12 @@ class unique_fd {
   unique_fd& operator=(const unique_fd&) = delete;
   ~unique_fd() { reset(); }
 
+  /// Returns the fd, or -1.
   int get() const noexcept { return fd_; }
   explicit operator bool() const noexcept { return fd_ >= 0; }
   /// Gives up ownership without closing.
   int release() noexcept { return std::exchange(fd_, -1); }
+  /// Closes the fd held, if any, and holds fd.
   void reset(int fd = -1) noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
@@ -36,14 +37,6 @@ class unique_fd {
   int fd_ = -1;
 };
 
-/// pipe is both ends of a kernel pipe, owned, and how many bytes it can hold.
-struct pipe {
-  unique_fd r, w;
-  std::size_t capacity = 0;
+}  // namespace splice_lib
 
-  explicit operator bool() const noexcept { return bool(r); }
-};
-
-}  // namespace splice_lib::detail
-
-#endif  // SPLICE_DETAIL_FD_HPP_
+#endif  // SPLICE_FD_HPP_

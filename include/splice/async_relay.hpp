@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: MIT
+// The engine behind splice::async_copy and splice::async_proxy: a duplex (duplex.hpp) driven by
+// asio waits, one implementation for standalone asio and Boost.Asio, written against a traits type
+// Net that the framework's header defines (detail/asio_net.ipp, through <splice/asio.hpp> and
+// <splice/boost_asio.hpp>). Include one of those, not this.
+#ifndef SPLICE_ASYNC_RELAY_HPP_
+#define SPLICE_ASYNC_RELAY_HPP_
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include "async_fwd.hpp"
+#include "duplex.hpp"
+#include "options.hpp"
+#include "result.hpp"
+#include "system_calls.hpp"
+
+namespace splice_lib {
+
+/// relay_op is one async_copy (Result = result: a -> b) or one async_proxy (Result = proxy_result:
+/// both ways): a duplex whose four waits (a readable, a writable, b readable, b writable, the bits
+/// of `ready`) are asio async_waits.
+///
+/// Every step runs on strand_, a strand of a's executor: the directions of a proxy never run at the
+/// same time, and a wait's completion never runs before the code that queued it has finished. After
+/// each advance the op queues the waits the duplex asks for and cancels, through its own
+/// cancellation signals, the ones it no longer asks for; a busy duplex (step::again) is posted to
+/// the strand. The operation completes, on the handler's associated executor, only once every wait,
+/// post and timer it started has come back, so it never leaves a wait of its own queued on the
+/// caller's sockets. The op is allocated with the handler's associated allocator; the waits and
+/// posts hold it through shared_ptrs, the caller's cancellation slot only through a weak_ptr.
+///
+/// A readiness edge that another thread of the io_context takes between the copier's EAGAIN and
+/// the queuing of the wait is not lost, although asio's async_wait is not speculative and its
+/// reactor, finding no wait queued, drops that edge: when a wait is queued on an fd with no
+/// operation of its kind queued, the reactor re-arms the fd (epoll_ctl(EPOLL_CTL_MOD) in
+/// epoll_reactor::start_op since asio 1.4.7, kevent(EV_ADD) on kqueue; the select and io_uring
+/// backends are level-triggered), and the kernel reports a ready fd again. The test "a readiness
+/// edge another thread takes before the wait is queued..." loses the wakeup without that re-arm.
+template <class Net, class Result, class Copier, class Sys, class A, class B, class Handler>
+class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copier, Sys, A, B, Handler>> {
+  using error_code = typename Net::error_code;
+  using cancellation_type = typename Net::cancellation_type;
+  using clock = std::chrono::steady_clock;
+  static constexpr bool both_ways = std::is_same_v<Result, proxy_result>;
+
+ public:
+  relay_op(Handler handler, A& a, B& b, std::uint64_t limit, const proxy_options& opt, const Sys& sys)
+      : handler_(std::move(handler)),
+        work_(Net::work_guard(Net::associated_executor(handler_, a.get_executor()))),
+        strand_(Net::make_strand(a.get_executor())), a_(a), b_(b), idle_(opt.idle_timeout) {
+    if constexpr (both_ways) {
+      d_.emplace(a.native_handle(), b.native_handle(), opt, sys);
+      if (idle_.count() >= 0) timer_.emplace(a.get_executor());
+    } else {
+      d_.emplace(one_way, a.native_handle(), b.native_handle(), limit, opt.copy, sys);
+    }
+  }
+
+  /// start connects the caller's cancellation slot and posts the first step, so the handler never
+  /// runs inside the initiating call.
+  void start() {
+    auto slot = Net::associated_slot(handler_);
+    if (slot.is_connected()) slot.template emplace<cancel_forwarder>(this->weak_from_this());
+    Net::post(strand_, [self = this->shared_from_this()] { self->begin(); });
+  }
+
+ private:
+  // wait_slot is one async_wait, with its own cancellation signal.
+  struct wait_slot {
+    typename Net::cancellation_signal signal;
+    bool pending = false;  // queued, and its handler has not run yet
+    bool ours = false;     // cancelled by this op: its operation_aborted is no error
+  };
+
+  // cancel_forwarder sits in the caller's cancellation slot and may be called on any thread: it
+  // only records the request and hands it to the strand. The weak_ptr lets it outlive the op.
+  struct cancel_forwarder {
+    explicit cancel_forwarder(std::weak_ptr<relay_op> p) noexcept : op(std::move(p)) {}
+    std::weak_ptr<relay_op> op;
+    void operator()(cancellation_type type) const {
+      if (auto p = op.lock()) {
+        p->cancel_requested_.fetch_or(static_cast<unsigned>(type));
+        Net::post(p->strand_, [p] {
+          if (p->done_) return;
+          if (p->cancel_due()) p->end(aborted(), "cancel");
+          p->maybe_complete();
+        });
+      }
+    }
+  };
+
+  static std::error_code aborted() { return Net::to_std(Net::aborted()); }
+
+  // begin runs first on the strand: asio's own native_non_blocking keeps the user-visible
+  // non_blocking() mode as the caller set it, and the duplex then finds both fds non-blocking.
+  void begin() {
+    error_code ec;
+    a_.native_non_blocking(true, ec);
+    if (!ec) b_.native_non_blocking(true, ec);
+    if (ec) {
+      end(Net::to_std(ec), "fcntl");
+    } else {
+      if (timer_) arm_timer(last_active_ = clock::now());
+      step(ready::all);
+    }
+    maybe_complete();
+  }
+
+  // step advances the duplex with what came, then queues what it waits for. A closed socket is
+  // never advanced: its fd number may already belong to someone else.
+  void step(unsigned came) {
+    if (d_->done()) return;
+    if (!a_.is_open() || !b_.is_open()) return end(aborted(), "close");
+    if (cancel_due()) return end(aborted(), "cancel");
+    want_ = d_->advance(came);
+    if (d_->done()) return end({}, "");
+    if (cancel_due()) return end(aborted(), "cancel");
+    if (d_->busy() && !posted_) {  // more is ready: let the executor run other work first
+      posted_ = true;
+      Net::post(strand_, [self = this->shared_from_this()] {
+        self->posted_ = false;
+        self->touch();
+        self->step(0);
+        self->maybe_complete();
+      });
+    }
+    for (unsigned i = 0; i < 4; ++i) {
+      if ((want_ & (1u << i)) && !slots_[i].pending) start_wait(i);
+      else if (!(want_ & (1u << i))) cancel(slots_[i]);
+    }
+  }
+
+  // start_wait queues the wait for ready bit 1 << i: a readable, a writable, b readable, b writable.
+  void start_wait(unsigned i) {
+    if (i < 2) queue(i, a_, i == 0 ? a_.wait_read : a_.wait_write);
+    else queue(i, b_, i == 2 ? b_.wait_read : b_.wait_write);
+  }
+
+  template <class Stream>
+  void queue(unsigned i, Stream& s, typename Stream::wait_type type) {
+    wait_slot& w = slots_[i];
+    w.pending = true;
+    s.async_wait(type, Net::bind_cancellation_slot(
+                           w.signal.slot(), Net::bind_executor(strand_, [self = this->shared_from_this(), i](
+                                                                            const error_code& ec) { self->on_wait(i, ec); })));
+  }
+
+  // cancel cancels one queued wait of this op through its own slot; socket.cancel() would cancel
+  // the other direction's waits, and the caller's operations, too.
+  void cancel(wait_slot& w) {
+    if (!w.pending || w.ours) return;
+    w.ours = true;
+    w.signal.emit(cancellation_type::total);
+  }
+
+  // on_wait: a readiness advances the duplex; a wait this op cancelled is queued again if the
+  // duplex has come to want it since; an operation_aborted it did not cause (socket cancel() or
+  // close()) or any other error ends the whole operation.
+  void on_wait(unsigned i, const error_code& ec) {
+    wait_slot& w = slots_[i];
+    w.pending = false;
+    const bool ours = std::exchange(w.ours, false);
+    if (!d_->done()) {
+      if (ec && !(ours && ec == Net::aborted())) {
+        end(Net::to_std(ec), "async_wait");
+      } else if (ec) {
+        if (want_ & (1u << i)) start_wait(i);
+      } else {
+        touch();
+        step(1u << i);
+      }
+    }
+    maybe_complete();
+  }
+
+  // end stops the duplex with ec (if it has not ended) and cancels every wait and the timer.
+  void end(std::error_code ec, const char* op) {
+    if (!d_->done()) d_->stop(ec, op);
+    want_ = 0;
+    for (wait_slot& w : slots_) cancel(w);
+    if (timer_pending_) timer_->cancel();
+  }
+
+  // cancel_due: terminal cancellation is honoured at once; partial and total only while no
+  // direction holds bytes taken from src, so that nothing is lost and src can be read on from
+  // where the copy stopped.
+  bool cancel_due() const {
+    const unsigned t = cancel_requested_.load(std::memory_order_acquire);
+    if (t & static_cast<unsigned>(cancellation_type::terminal)) return true;
+    if (!(t & static_cast<unsigned>(cancellation_type::partial | cancellation_type::total))) return false;
+    return d_->held() == 0;
+  }
+
+  void touch() {
+    if (timer_) last_active_ = clock::now();
+  }
+
+  // The idle timer is armed for the deadline the last readiness implies and re-armed when it
+  // fires early, rather than moved on every readiness.
+  void arm_timer(clock::time_point from) {
+    timer_pending_ = true;
+    timer_->expires_at(from + idle_);
+    timer_->async_wait(Net::bind_executor(strand_, [self = this->shared_from_this()](const error_code&) {
+      self->timer_pending_ = false;
+      if (!self->d_->done()) {
+        if (clock::now() - self->last_active_ >= self->idle_) {
+          self->d_->expire();
+          self->end({}, "");
+        } else {
+          self->arm_timer(self->last_active_);
+        }
+      }
+      self->maybe_complete();
+    }));
+  }
+
+  // maybe_complete calls the handler once nothing of this op is queued anywhere.
+  void maybe_complete() {
+    const bool queued = posted_ || timer_pending_ || std::any_of(std::begin(slots_), std::end(slots_), [](const wait_slot& w) {
+                          return w.pending;
+                        });
+    if (done_ || queued || !d_->done()) return;
+    done_ = true;
+    Result r;
+    if constexpr (both_ways) r = d_->result();
+    else r = d_->result().a_to_b;
+    const error_code ec = Net::from_std(r.error);
+    Net::dispatch(work_.get_executor(), [h = std::move(handler_), ec, r]() mutable { std::move(h)(ec, r); });
+    work_.reset();
+  }
+
+  Handler handler_;
+  decltype(Net::work_guard(Net::associated_executor(std::declval<Handler&>(), std::declval<A&>().get_executor())))
+      work_;
+  decltype(Net::make_strand(std::declval<A&>().get_executor())) strand_;
+  A& a_;
+  B& b_;
+  std::optional<duplex<Sys, Copier>> d_;
+  wait_slot slots_[4];  // for the ready bits a_in, a_out, b_in, b_out
+  unsigned want_ = 0;   // what the duplex waits for
+  bool posted_ = false;
+  std::optional<typename Net::template timer<typename A::executor_type>> timer_;
+  std::chrono::milliseconds idle_;
+  clock::time_point last_active_{};
+  std::atomic<unsigned> cancel_requested_{0};
+  bool timer_pending_ = false, done_ = false;
+};
+
+template <class Net, class Result, class Copier, class Sys>
+struct initiate_relay {
+  template <class Handler, class A, class B>
+  void operator()(Handler&& handler, A* a, B* b, std::uint64_t limit, const proxy_options& opt, const Sys& sys) const {
+    using op = relay_op<Net, Result, Copier, Sys, A, B, std::decay_t<Handler>>;
+    using alloc = typename std::allocator_traits<decltype(Net::associated_allocator(handler))>::template rebind_alloc<op>;
+    std::allocate_shared<op>(alloc(Net::associated_allocator(handler)), std::forward<Handler>(handler), *a, *b, limit,
+                             opt, sys)
+        ->start();
+  }
+};
+
+/// async_relay starts a relay_op over a and b (a -> b only for Result = result). Copier is
+/// copier<Sys> or, in tests, a type derived from it.
+template <class Net, class Result, template <class> class Copier, class Sys, class A, class B, class Token>
+decltype(auto) async_relay(A& a, B& b, std::uint64_t limit, const proxy_options& opt, Sys sys, Token&& token) {
+  return Net::template initiate<void(typename Net::error_code, Result)>(
+      initiate_relay<Net, Result, Copier<Sys>, Sys>{}, token, &a, &b, limit, opt, std::move(sys));
+}
+
+/// async_ops_for<Net> is what async_ops<Stream> is for every stream type of one framework: the
+/// overloads of splice::async_copy and splice::async_proxy, written once.
+template <class Net>
+struct async_ops_for {
+  using net = Net;
+
+  template <class Dst, class Src, class Token>
+  static decltype(auto) copy(Dst& dst, Src& src, Token&& token) {
+    return copy(dst, src, no_limit, options{}, system_calls{}, std::forward<Token>(token));
+  }
+  template <class Dst, class Src, class Token>
+  static decltype(auto) copy(Dst& dst, Src& src, std::uint64_t limit, Token&& token) {
+    return copy(dst, src, limit, options{}, system_calls{}, std::forward<Token>(token));
+  }
+  template <class Dst, class Src, class Token>
+  static decltype(auto) copy(Dst& dst, Src& src, std::uint64_t limit, const options& opt, Token&& token) {
+    return copy(dst, src, limit, opt, system_calls{}, std::forward<Token>(token));
+  }
+  template <class Dst, class Src, class Sys, class Token>
+  static decltype(auto) copy(Dst& dst, Src& src, std::uint64_t limit, const options& opt, Sys sys, Token&& token) {
+    static_assert(std::is_same_v<typename async_ops<Dst>::net, Net>, "dst and src must belong to one framework");
+    proxy_options p;
+    p.copy = opt;
+    return async_relay<Net, result, copier>(src, dst, limit, p, std::move(sys), std::forward<Token>(token));
+  }
+
+  template <class A, class B, class Token>
+  static decltype(auto) proxy(A& a, B& b, Token&& token) {
+    return proxy(a, b, proxy_options{}, system_calls{}, std::forward<Token>(token));
+  }
+  template <class A, class B, class Token>
+  static decltype(auto) proxy(A& a, B& b, const proxy_options& opt, Token&& token) {
+    return proxy(a, b, opt, system_calls{}, std::forward<Token>(token));
+  }
+  template <class A, class B, class Sys, class Token>
+  static decltype(auto) proxy(A& a, B& b, const proxy_options& opt, Sys sys, Token&& token) {
+    static_assert(std::is_same_v<typename async_ops<B>::net, Net>, "a and b must belong to one framework");
+    return async_relay<Net, proxy_result, copier>(a, b, no_limit, opt, std::move(sys), std::forward<Token>(token));
+  }
+};
+
+}  // namespace splice_lib
+
+#endif  // SPLICE_ASYNC_RELAY_HPP_

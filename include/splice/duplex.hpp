@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: MIT
+#ifndef SPLICE_DUPLEX_HPP_
+#define SPLICE_DUPLEX_HPP_
+
+#include <cstdint>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "copier.hpp"
+#include "error.hpp"
+#include "options.hpp"
+#include "result.hpp"
+#include "sigpipe.hpp"
+#include "system_calls.hpp"
+
+namespace splice_lib {
+
+/// What a proxy did: each direction's copy, and the first error of either.
+struct proxy_result {
+  result a_to_b, b_to_a;
+  /// The first error in either direction; falsy when both ended with end of file.
+  std::error_code error;
+  /// The system call behind error, or a word of README's list, or "".
+  const char* op = "";
+};
+
+/// Readiness on a duplex's two fds as bits: what it waits for, and what has come.
+struct ready {
+  static constexpr unsigned a_in = 1, a_out = 2, b_in = 4, b_out = 8, all = 15;
+  /// Returns the bits for events that poll(2) or epoll(7) reported on a (or b): readable on data,
+  /// end of file or an error, writable on room or an error (POLL* and EPOLL* values agree).
+  static constexpr unsigned of(bool on_a, unsigned events) noexcept {
+    const bool in = events & (POLLIN | POLLHUP | POLLERR | 0x2000 /* RDHUP */), out = events & (POLLOUT | POLLHUP | POLLERR);
+    return on_a ? (in ? a_in : 0) | (out ? a_out : 0) : (in ? b_in : 0) | (out ? b_out : 0);
+  }
+};
+
+/// one_way makes a duplex that copies a to b only, as async_copy does: no half-close, no socket
+/// options, at most a limit of bytes.
+struct one_way_t {};
+inline constexpr one_way_t one_way{};
+
+/// duplex relays two connections a and b both ways, and owns the proxy's rules, once, for every
+/// driver (proxy(), async_proxy, an event loop such as examples/epoll_proxy.cpp):
+/// - before the first byte it learns both fds (one fcntl and one getsockopt each, shared by the two
+///   directions), makes sockets and pipes non-blocking and sets TCP_NODELAY (proxy_options::nodelay);
+/// - when a direction reaches end of file, the other side's write half is shut down (SHUT_WR), so
+///   half-closed connections work, and the other direction goes on;
+/// - the first error in either direction ends both: the other is stopped with
+///   std::errc::operation_canceled from "proxy";
+/// - a direction runs when what it waits for has come (advance's `came`), or when it did its share
+///   of a busy stream (step::again), and advance() says what both wait for next.
+/// A driver waits for those bits (level- or edge-triggered: a direction waits only after EAGAIN),
+/// calls advance() with what came, and ends the duplex itself for what only it can see: stop(), or
+/// expire() for its idle timeout. Closes neither fd. Copier is copier<Sys>, or (tests) a type
+/// derived from it. Not thread-safe: one thread at a time.
+template <class Sys = system_calls, class Copier = copier<Sys>>
+class duplex {
+ public:
+  /// Relays a and b both ways.
+  duplex(int a, int b, const proxy_options& opt = {}, Sys sys = {}) noexcept
+      : sys_(sys), a_(a), b_(b), nodelay_(opt.nodelay), both_(true) {
+    ab_.c.emplace(b, a, no_limit, opt.copy, sys);
+    ba_.c.emplace(a, b, no_limit, opt.copy, sys);
+    init(opt.copy);
+  }
+  /// Copies at most limit bytes from a to b.
+  duplex(one_way_t, int a, int b, std::uint64_t limit, const options& opt = {}, Sys sys = {}) noexcept
+      : sys_(sys), a_(a), b_(b), nodelay_(false), both_(false) {
+    ab_.c.emplace(b, a, limit, opt, sys);
+    init(opt);
+  }
+  duplex(const duplex&) = delete;
+  duplex& operator=(const duplex&) = delete;
+
+  int a() const noexcept { return a_; }
+  int b() const noexcept { return b_; }
+  /// Returns whether both directions (one, made one_way) have ended; result() is then final.
+  bool done() const noexcept { return ab_.ended && (!both_ || ba_.ended); }
+  /// Returns whether a direction has more ready now (step::again): advance(0) again without waiting,
+  /// after other ready work.
+  bool busy() const noexcept { return (!ab_.ended && ab_.s == step::again) || (both_ && !ba_.ended && ba_.s == step::again); }
+  /// Returns the bytes taken from a source and not yet written, in both directions.
+  std::size_t held() const noexcept { return ab_.c->held() + (both_ ? ba_.c->held() : 0); }
+
+  /// Runs the directions that `came` wakes (ready bits), and those that did their share last time;
+  /// returns the ready bits both wait for now. The first call runs both. Blocks SIGPIPE meanwhile.
+  unsigned advance(unsigned came) noexcept {
+    sigpipe_scope scope(mask_sigpipe_);
+    return advance(came, scope);
+  }
+  /// The same, for a caller that holds a sigpipe_scope in this thread across several advances.
+  unsigned advance(unsigned came, sigpipe_scope& scope) noexcept {
+    if (!started_) start();
+    run(ab_, came & ready::a_in, came & ready::b_out, scope);
+    if (both_) run(ba_, came & ready::b_in, came & ready::a_out, scope);
+    settle(ab_, b_, ba_);
+    if (both_) settle(ba_, a_, ab_);
+    return (ab_.ended ? 0 : bits(ab_.s, ready::a_in, ready::b_out)) |
+           (!both_ || ba_.ended ? 0 : bits(ba_.s, ready::b_in, ready::a_out));
+  }
+
+  /// Ends both directions with ec from op (a driver's deadline, a cancellation); bytes held count
+  /// as unsent. The first error of the duplex is kept.
+  void stop(std::error_code ec, const char* op) noexcept {
+    if (!error_) error_ = ec, op_ = op;
+    for (way* w : {&ab_, &ba_})
+      if (w->c && !w->ended) w->c->stop(ec, op), w->ended = true;
+  }
+  /// Ends both directions for the driver's idle timeout: std::errc::timed_out from "idle".
+  void expire() noexcept { stop(std::make_error_code(std::errc::timed_out), "idle"); }
+
+  /// Returns what each direction did (b_to_a stays empty made one_way), and the first error.
+  proxy_result result() const noexcept {
+    proxy_result r;
+    r.a_to_b = ab_.c->result();
+    if (both_) r.b_to_a = ba_.c->result();
+    r.error = error_;
+    r.op = error_ ? op_ : "";
+    return r;
+  }
+
+ private:
+  struct way {
+    std::optional<Copier> c;
+    step s = step::again;  // what it waits for; again: nothing, run it
+    bool ended = false;
+  };
+
+  void init(const options& o) noexcept {
+    mask_sigpipe_ = !(o.sigpipe_ignored && sigpipe_scope::ignored_by_host());
+    valid_ = o.buffer_size && o.max_splice && o.max_advance;
+  }
+
+  // start learns both fds once and prepares them; a failure ends the duplex before a byte moves.
+  void start() noexcept {
+    started_ = true;
+    const char* op = "options";
+    std::error_code ec = valid_ ? std::error_code{} : make_error_code(errc::invalid_options);
+    detail::end ea, eb;
+    if (!ec) ec = prepare(a_, ea, op);
+    if (!ec && b_ != a_) ec = prepare(b_, eb, op);
+    if (b_ == a_) eb = ea;
+    if (ec) return refuse(ec, op);
+    begin(ab_, ea, eb);
+    if (both_) begin(ba_, eb, ea);
+  }
+
+  // prepare inspects fd and makes it non-blocking (a file is always ready), with TCP_NODELAY.
+  std::error_code prepare(int fd, detail::end& e, const char*& op) noexcept {
+    if (auto ec = detail::inspect(sys_, fd, e, op)) return ec;
+    if (!e.nonblocking && !e.always_ready) {
+      if (detail::retry([&] { return sys_.fcntl(fd, F_SETFL, e.flags | O_NONBLOCK); }) < 0)
+        return op = "fcntl", detail::last_error();
+      e.nonblocking = true;
+    }
+    const int one = 1;
+    if (nodelay_ && e.kind == detail::end_kind::tcp) sys_.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return {};
+  }
+
+  void begin(way& w, const detail::end& src, const detail::end& dst) noexcept {
+    const char* op = "";
+    if (auto ec = static_cast<copier<Sys>&>(*w.c).begin(src, dst, op)) w.c->stop(ec, op), w.s = step::done;
+  }
+
+  // refuse ends both directions with the same error, before they began.
+  void refuse(std::error_code ec, const char* op) noexcept {
+    error_ = ec, op_ = op;
+    for (way* w : {&ab_, &ba_})
+      if (w->c) w->c->stop(ec, op), w->ended = true;
+  }
+
+  static void run(way& w, bool src_came, bool dst_came, sigpipe_scope& scope) noexcept {
+    const bool reads = w.s == step::read || w.s == step::either, writes = w.s == step::write || w.s == step::either;
+    if (!w.ended && (w.s == step::again || (reads && src_came) || (writes && dst_came))) w.s = w.c->advance(scope);
+  }
+
+  // settle handles a direction that has just ended: end of file is passed on with a half-close,
+  // an error is kept as the first and stops the other direction.
+  void settle(way& w, int dst, way& other) noexcept {
+    if (w.s != step::done || w.ended) return;
+    w.ended = true;
+    if (!w.c->result().error) {
+      if (both_) sys_.shutdown(dst, SHUT_WR);
+      return;
+    }
+    if (!error_) error_ = w.c->result().error, op_ = w.c->result().op;
+    if (other.c && !other.ended)
+      other.c->stop(std::make_error_code(std::errc::operation_canceled), "proxy"), other.ended = true;
+  }
+
+  static unsigned bits(step s, unsigned src_in, unsigned dst_out) noexcept {
+    return (s == step::read || s == step::either ? src_in : 0) | (s == step::write || s == step::either ? dst_out : 0);
+  }
+
+  Sys sys_;
+  int a_, b_;
+  bool nodelay_, both_;
+  way ab_, ba_;  // a -> b, and b -> a (absent made one_way)
+  std::error_code error_;
+  const char* op_ = "";
+  bool started_ = false, valid_ = true, mask_sigpipe_ = true;
+};
+
+}  // namespace splice_lib
+
+#endif  // SPLICE_DUPLEX_HPP_

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+#ifndef SPLICE_OPTIONS_HPP_
+#define SPLICE_OPTIONS_HPP_
+
+#include <chrono>
+#include <cstddef>
+
+namespace splice_lib {
+
+class pipe_pool;
+
+/// How a copy moves its bytes. copy(), copier and proxy() check the options before they touch an
+/// fd: a zero buffer_size, max_splice or max_advance ends the copy with errc::invalid_options from
+/// "options". The defaults and where each was measured: see detail/policy.hpp.
+struct options {
+  /// Moves bytes through a user-space buffer on every route (tests, benchmarks).
+  bool userspace = false;
+  /// Where pipes come from; nullptr means pipe_pool::shared().
+  pipe_pool* pool = nullptr;
+  /// Size of the user-space buffer, allocated only when the user-space path runs.
+  std::size_t buffer_size = std::size_t(64) << 10;
+  /// Most bytes asked of one splice(2), sendfile(2) or copy_file_range(2) call.
+  std::size_t max_splice = std::size_t(1) << 20;
+  /// Once one advance() has delivered this many bytes it returns step::again, so that one busy
+  /// stream cannot hold an event loop's thread (the last move may take it past the bound by up to
+  /// max_splice or buffer_size). copy() and proxy() simply call again.
+  std::size_t max_advance = std::size_t(1) << 20;
+  /// A socket-to-socket copy starts on a pipe and moves to user space after a run of splices that
+  /// each took less than small_splice bytes (or less than the pipe holds, if that is smaller): a
+  /// slow stream, where a pipe does not pay for itself. It goes back onto a pipe after this many
+  /// reads in a row that filled the buffer. 0 never leaves the pipe.
+  unsigned splice_after = 2;
+  /// The size below which a splice into the pipe counts as small; see splice_after.
+  std::size_t small_splice = std::size_t(64) << 10;
+  /// Splices out of unix stream sockets too. Off by default: the benchmark measured it no faster
+  /// than read(2) (bench/results.md). Splicing into a unix socket is on, as it measured faster.
+  bool splice_from_unix = false;
+  /// The host ignores SIGPIPE (signal(SIGPIPE, SIG_IGN), as nginx, HAProxy and Go do), so a copy
+  /// need not block it around each advance(). Checked once per copy: if SIGPIPE is not ignored
+  /// after all, the copy blocks it as usual.
+  bool sigpipe_ignored = false;
+};
+
+/// How proxy(), duplex and async_proxy relay a connection.
+struct proxy_options {
+  /// How each direction copies.
+  options copy;
+  /// When neither fd becomes ready for this long, the proxy ends with std::errc::timed_out from
+  /// "idle". Negative: no timeout. Signals do not restart it.
+  std::chrono::milliseconds idle_timeout{-1};
+  /// Sets TCP_NODELAY on both fds (where they are TCP sockets), as HAProxy and nginx do: without
+  /// it, a response that reaches the proxy in two pieces waits for Nagle's algorithm.
+  bool nodelay = true;
+};
+
+}  // namespace splice_lib
+
+#endif  // SPLICE_OPTIONS_HPP_
