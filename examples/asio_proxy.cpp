@@ -149,8 +149,7 @@ class proxy {
         example::log_connection(id, who, relay.up, relay.down, false, relay.first_error, relay.op);
       } else {
         auto [pec, r] = co_await splice::async_proxy(c->client, c->upstream, opt_, as_tuple(use_awaitable));
-        example::log_connection(id, who, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced, pec,
-                                r.op);
+        example::log_connection(id, who, r);
       }
     }
     c->client.close(ignored);

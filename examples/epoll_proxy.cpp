@@ -38,21 +38,19 @@ struct side {
   bool client;
 };
 
+// A connection is a duplex (the library's proxy rules: half-close, first error, what to wait for)
+// between the client (its fd a) and the upstream (b).
 struct connection {
-  connection(unsigned long i, std::string p, int c, int u, const splice::options& opt)
-      : id(i), peer(std::move(p)), client(c), upstream(u), up(u, c, splice::no_limit, opt),
-        down(c, u, splice::no_limit, opt), client_side{this, true}, upstream_side{this, false} {}
+  connection(unsigned long i, std::string p, int c, int u, const splice::proxy_options& opt)
+      : id(i), peer(std::move(p)), client(c), upstream(u), relay(c, u, opt), client_side{this, true},
+        upstream_side{this, false} {}
   unsigned long id;
   std::string peer;
   int client, upstream;
-  splice::copier<> up, down;  // up: client -> upstream; down: upstream -> client
+  splice::duplex<> relay;
   side client_side, upstream_side;
-  splice::step s_up = splice::step::read, s_down = splice::step::read;
-  bool up_ended = false, down_ended = false;
   bool queued = false;  // on the ready queue
   bool ended = false;   // fds closed; freed at the end of the round
-  std::error_code error;
-  const char* op = "";
   clock_type::time_point last;           // last activity
   std::list<connection>::iterator self;  // its place in the loop's list, ordered by last activity
 };
@@ -72,7 +70,7 @@ struct process {
 class proxy_loop {
  public:
   proxy_loop(process& p, int listener) : p_(p), listener_(listener) {
-    example::apply(p.cfg, opt_);
+    example::apply(p.cfg, opt_.copy);
     idle_ = std::chrono::seconds(p.cfg.idle_timeout_s);
   }
   ~proxy_loop() {
@@ -139,8 +137,10 @@ class proxy_loop {
         dead_.clear();
       }
     }
-    while (!conns_.empty())
-      end(conns_.front(), std::make_error_code(std::errc::operation_canceled), "shutdown");
+    while (!conns_.empty()) {
+      conns_.front().relay.stop(std::make_error_code(std::errc::operation_canceled), "shutdown");
+      end(conns_.front());
+    }
     dead_.clear();
   }
 
@@ -240,8 +240,6 @@ class proxy_loop {
 
   // open_connection relays client through upstream, the spare made before client was accepted.
   void open_connection(int client, int upstream, std::string peer, splice::sigpipe_scope& scope) {
-    example::set_nodelay(client);
-    example::set_nodelay(upstream);
     if (!example::connect_fd(upstream, p_.upstream)) {
       example::log_connection(++p_.next_id, peer, 0, 0, false, {errno, std::system_category()}, "connect");
       close(client);
@@ -249,8 +247,9 @@ class proxy_loop {
       give_slot();
       return;
     }
-    // The copiers can start while the connect is in progress: the kernel says EAGAIN until it is
-    // done, and the connect's error, if any, comes back from the first read or write.
+    // The duplex can start while the connect is in progress: the kernel says EAGAIN until it is
+    // done, and the connect's error, if any, comes back from the first read or write. The duplex
+    // sets TCP_NODELAY on both (proxy_options::nodelay).
     connection& c = conns_.emplace_back(++p_.next_id, std::move(peer), client, upstream, opt_);
     c.self = std::prev(conns_.end());
     c.last = now_;
@@ -258,44 +257,29 @@ class proxy_loop {
     // drives the direction that waits for it (see woken).
     constexpr std::uint32_t both_ways = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     if (!watch(client, both_ways, &c.client_side) || !watch(upstream, both_ways, &c.upstream_side)) {
-      end(c, {errno, std::system_category()}, "epoll_ctl");
+      c.relay.stop({errno, std::system_category()}, "epoll_ctl");
+      end(c);
       return;
     }
-    drive(c, scope, true, true);
+    drive(c, scope, splice::ready::all);
   }
 
-  // woken drives the directions of s's connection that wait for what the edge on s's fd says:
-  // readable for the direction that reads it, writable for the one that writes it; an error or a
-  // hang-up for both. A direction that waits for something else is left alone: it waits only
-  // after its fd said EAGAIN, so it gets an edge of its own, and advancing it now would cost a
-  // system call or two for nothing.
+  // woken drives the connection with what the edge on s's fd says; the duplex runs only the
+  // direction that waits for it (a direction waits only after its fd said EAGAIN, so it gets an
+  // edge of its own).
   void woken(side& s, std::uint32_t ev, splice::sigpipe_scope& scope) {
-    connection& c = *s.c;
-    const bool in = ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP), out = ev & (EPOLLOUT | EPOLLERR | EPOLLHUP);
-    const auto reads = [](splice::step st) { return st == splice::step::read || st == splice::step::either; };
-    const auto writes = [](splice::step st) { return st == splice::step::write || st == splice::step::either; };
-    // The client's fd is up's src and down's dst; the upstream's, the other way round.
-    const bool run_up = s.client ? in && reads(c.s_up) : out && writes(c.s_up);
-    const bool run_down = s.client ? out && writes(c.s_down) : in && reads(c.s_down);
-    if (run_up || run_down) drive(c, scope, run_up, run_down);
+    drive(*s.c, scope, splice::ready::of(s.client, ev));
   }
 
-  // drive advances the directions of c it is told to, and those that returned step::again. Each
-  // advance runs until EAGAIN (the next change is an edge that epoll reports), the end, or
-  // options::max_advance bytes (step::again: more is ready, and c goes on the ready queue).
-  void drive(connection& c, splice::sigpipe_scope& scope, bool run_up, bool run_down) {
+  // drive advances c with what came. Each direction runs until EAGAIN (the next change is an edge
+  // that epoll reports), the end, or options::max_advance bytes (busy: c goes on the ready queue).
+  void drive(connection& c, splice::sigpipe_scope& scope, unsigned came) {
     c.last = now_;
     conns_.splice(conns_.end(), conns_, c.self);  // the list stays ordered by last activity
-    if (c.s_up != splice::step::done && (run_up || c.s_up == splice::step::again)) c.s_up = c.up.advance(scope);
-    if (c.s_down != splice::step::done && (run_down || c.s_down == splice::step::again))
-      c.s_down = c.down.advance(scope);
-    settle(c, c.up, c.s_up, c.up_ended, c.upstream);
-    settle(c, c.down, c.s_down, c.down_ended, c.client);
-    if (c.error) {
-      end(c, c.error, c.op);
-    } else if (c.up_ended && c.down_ended) {
-      end(c, {}, "");
-    } else if ((c.s_up == splice::step::again || c.s_down == splice::step::again) && !c.queued) {
+    c.relay.advance(came, scope);
+    if (c.relay.done()) {
+      end(c);
+    } else if (c.relay.busy() && !c.queued) {
       c.queued = true;
       ready_.push_back(&c);
     }
@@ -308,39 +292,25 @@ class proxy_loop {
     running_.swap(ready_);
     for (connection* c : running_) {
       c->queued = false;
-      if (!c->ended) drive(*c, scope, false, false);
+      if (!c->ended) drive(*c, scope, 0);
     }
     running_.clear();
-  }
-
-  // settle handles one direction that has just ended: end of file is passed on with a half-close,
-  // an error is kept as the connection's first.
-  static void settle(connection& c, splice::copier<>& d, splice::step s, bool& ended, int dst) {
-    if (s != splice::step::done || ended) return;
-    ended = true;
-    if (!d.result().error) {
-      shutdown(dst, SHUT_WR);
-    } else if (!c.error) {
-      c.error = d.result().error;
-      c.op = d.result().op;
-    }
   }
 
   // expire ends the connections idle for --idle-timeout: they are at the front of the list.
   void expire() {
     if (idle_.count() <= 0) return;
     const auto now = clock_type::now();
-    while (!conns_.empty() && now - conns_.front().last >= idle_)
-      end(conns_.front(), std::make_error_code(std::errc::timed_out), "idle");
+    while (!conns_.empty() && now - conns_.front().last >= idle_) {
+      conns_.front().relay.expire();
+      end(conns_.front());
+    }
   }
 
-  // end stops both directions, logs the connection, closes its fds (which takes them out of the
+  // end logs a connection whose duplex has ended, closes its fds (which takes them out of the
   // epoll set) and moves it to the dead list, freed at the end of the round.
-  void end(connection& c, std::error_code ec, const char* op) {
-    c.up.stop(ec, op);
-    c.down.stop(ec, op);
-    example::log_connection(c.id, c.peer, c.up.result().bytes, c.down.result().bytes,
-                            c.up.result().spliced || c.down.result().spliced, ec, op);
+  void end(connection& c) {
+    example::log_connection(c.id, c.peer, c.relay.result());
     close(c.client);
     close(c.upstream);
     c.ended = true;
@@ -350,7 +320,7 @@ class proxy_loop {
   }
 
   process& p_;
-  splice::options opt_;
+  splice::proxy_options opt_;
   std::chrono::seconds idle_;
   int ep_ = -1, wake_ = -1, listener_;
   // spare_ is the upstream socket of the next connection, made before it is accepted, so that a

@@ -328,7 +328,7 @@ class connection {
     if (const int s = decode_target(req.target, parts)) return reply(s, req, false);
     if (parts.empty()) return reply(403, req, false);
     // O_NONBLOCK, so that a FIFO under the root cannot hold the open; cleared below for a file.
-    splice_lib::detail::unique_fd file(paths_.open(parts, O_RDONLY | O_NONBLOCK));
+    splice::unique_fd file(paths_.open(parts, O_RDONLY | O_NONBLOCK));
     if (!file) return reply(status_for(errno), req, false);
     struct stat st {};
     if (::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode) || ::fcntl(file.get(), F_SETFL, 0) != 0)
@@ -355,10 +355,10 @@ class connection {
     std::vector<std::string> parts;
     if (const int s = decode_target(req.target, parts)) return reply(s, req, body);
     if (parts.empty()) return reply(403, req, body);
-    splice_lib::detail::unique_fd dir(paths_.open_parent(parts));
+    splice::unique_fd dir(paths_.open_parent(parts));
     if (!dir) return reply(status_for(errno), req, body);
     const std::string temp = ".put." + std::to_string(::getpid()) + "." + std::to_string(++temp_names);
-    splice_lib::detail::unique_fd file(
+    splice::unique_fd file(
         ::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!file) return reply(status_for(errno), req, body);
     const auto discard = [&](int status, std::string why) {

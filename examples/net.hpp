@@ -222,6 +222,11 @@ inline void log_connection(unsigned long id, const std::string& peer, unsigned l
   std::fflush(stdout);
 }
 
+/// The same, for a relay that ended.
+inline void log_connection(unsigned long id, const std::string& peer, const splice::proxy_result& r) {
+  log_connection(id, peer, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced, r.error, r.op);
+}
+
 }  // namespace example
 
 #endif  // SPLICE_EXAMPLES_NET_HPP_

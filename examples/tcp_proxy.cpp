@@ -67,8 +67,7 @@ int main(int argc, char** argv) {
           go = !stopping;
         }
         if (go) r = splice::proxy(client, upstream, opt);
-        example::log_connection(id, who, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced,
-                                r.error, r.op);
+        example::log_connection(id, who, r);
         std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
         live.erase(client);
         if (upstream >= 0) close(upstream);

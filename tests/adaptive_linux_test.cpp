@@ -110,9 +110,9 @@ namespace {
 /// The real system calls; the first read gives a pipe back to the pool (another copy ending).
 struct returns_pipe_on_read : splice::system_calls {
   splice::pipe_pool* pool;
-  splice_lib::detail::pipe* held;
+  splice::pipe_lease* held;
   ssize_t read(int fd, void* b, std::size_t n) {
-    if (*held) pool->release(std::move(*held), true);
+    if (*held) held->reset();
     return splice::system_calls::read(fd, b, n);
   }
 };
@@ -124,7 +124,7 @@ TEST_CASE("a copy refused a pipe takes one once the pool has one again", "[pool]
   splice_lib::pipe_pool pool(cfg);
   splice_lib::system_calls sys;
   const char* op = "";
-  splice_lib::detail::pipe other;  // another copy holds the only pipe
+  splice::pipe_lease other;  // another copy holds the only pipe
   REQUIRE_FALSE(pool.acquire(sys, other, op));
   test::relay r;
   test::set_buffers(r.src(), 1 << 20);

@@ -81,13 +81,13 @@ struct forcing_copier : splice_lib::copier<Sys> {
   using splice_lib::copier<Sys>::copier;
   static inline std::atomic<int> calls{0}, agains{0}, eithers{0};
   bool skip = false;
-  splice::step advance() {
+  splice::step advance(splice::sigpipe_scope& scope) {
     ++calls;
     if ((skip = !skip)) {
       ++agains;
       return splice::step::again;
     }
-    const auto s = splice_lib::copier<Sys>::advance();
+    const auto s = splice_lib::copier<Sys>::advance(scope);
     if (s != splice::step::read && s != splice::step::write) return s;
     ++eithers;
     return splice::step::either;
@@ -502,7 +502,7 @@ TEST_CASE("step::again posts and lets other work run; step::either waits on both
   splice::result res;
   const auto got = through(r, data, [&] {
     net::post(ctx, tick);
-    splice_lib::detail::async_relay<net_traits, splice::result, forcing_copier>(
+    splice_lib::async_relay<net_traits, splice::result, forcing_copier>(
         r.src, r.dst, splice::no_limit, splice::proxy_options{}, sys, [&](error_code ec, splice::result x) {
           CHECK_FALSE(ec);
           res = x, done = true;
@@ -759,7 +759,7 @@ TEST_CASE("async_proxy passes a half-close on and keeps the other direction open
   error_code ec = aborted();
   const auto done = [&](error_code e, splice::proxy_result x) { ec = e, res = x; };
   if (forced) {
-    splice_lib::detail::async_relay<net_traits, splice::proxy_result, forcing_copier>(
+    splice_lib::async_relay<net_traits, splice::proxy_result, forcing_copier>(
         r.a, r.b, splice::no_limit, splice::proxy_options{}, splice::system_calls{}, done);
   } else {
     splice::async_proxy(r.a, r.b, done);

@@ -12,7 +12,7 @@
 
 namespace {
 
-using pipe_t = splice_lib::detail::pipe;
+using pipe_t = splice::pipe_lease;
 
 /// The real system calls; F_SETPIPE_SZ is refused with EPERM, as for a user past the budget.
 /// Grants every F_SETPIPE_SZ without resizing, so that a pool's arithmetic can be followed without
@@ -65,24 +65,24 @@ TEST_CASE("the pool asks for smaller pipes as it nears its byte bound, then refu
   // 31 of 128 KiB, then 64 KiB ones (min_pipe_size) until the bound: 188, three times as many copies
   // spliced as whole 1 MiB pipes (64) would give.
   REQUIRE(held.size() == 188);
-  CHECK(held[0].capacity == (1u << 20));
-  CHECK(held[32].capacity == (1u << 20));
-  CHECK(held[33].capacity == (512u << 10));
-  CHECK(held[64].capacity == (256u << 10));
-  CHECK(held.back().capacity == (64u << 10));
-  for (std::size_t i = 1; i < held.size(); ++i) CHECK(held[i].capacity <= held[i - 1].capacity);
+  CHECK(held[0].capacity() == (1u << 20));
+  CHECK(held[32].capacity() == (1u << 20));
+  CHECK(held[33].capacity() == (512u << 10));
+  CHECK(held[64].capacity() == (256u << 10));
+  CHECK(held.back().capacity() == (64u << 10));
+  for (std::size_t i = 1; i < held.size(); ++i) CHECK(held[i].capacity() <= held[i - 1].capacity());
   auto st = pool.stats();
   CHECK(st.bytes_held == (64u << 20));
   CHECK(st.shrunk == 188 - 33);
   CHECK(st.exhausted == 1);
-  pool.release(std::move(held[0]), false);  // closed: holds bytes
+  held[0].filled(1), held[0].reset();  // closed: holds bytes
   CHECK(pool.stats().bytes_held == (63u << 20));
   pipe_t again;
   REQUIRE_FALSE(pool.acquire(sys, again, op));  // room again, for a pipe sized to what is left
-  CHECK(again.capacity == (64u << 10));  // 1 MiB left: a 32nd of it is below min_pipe_size
-  pool.release(std::move(again), true);
+  CHECK(again.capacity() == (64u << 10));  // 1 MiB left: a 32nd of it is below min_pipe_size
+  again.reset();
   for (auto& p : held)
-    if (p) pool.release(std::move(p), true);
+    if (p) p.reset();
   st = pool.stats();
   CHECK(st.in_use == 0);
   CHECK(st.bytes_held == 0);
@@ -102,13 +102,13 @@ TEST_CASE("a pool whose pipes the kernel rounds up stays within its bound and ab
   for (;;) {
     pipe_t p;
     if (pool.acquire(sys, p, op)) break;
-    CHECK(p.capacity >= cfg.min_pipe_size);  // never halved below it (96 KiB would go to 48 KiB)
+    CHECK(p.capacity() >= cfg.min_pipe_size);  // never halved below it (96 KiB would go to 48 KiB)
     held.push_back(std::move(p));
     REQUIRE(held.size() <= 64);
   }
   CHECK_FALSE(held.empty());
   CHECK(pool.stats().bytes_held <= cfg.max_bytes);  // it once went on handing out pipes past the bound
-  for (auto& p : held) pool.release(std::move(p), true);
+  for (auto& p : held) p.reset();
   CHECK(pool.stats().bytes_held == 0);
 }
 
@@ -119,9 +119,9 @@ TEST_CASE("a pipe the kernel grants too small is closed, and copies take user sp
   budget_spent sys;
   const char* op = "";
   pipe_t p;
-  CHECK(pool.acquire(sys, p, op) == std::errc::too_many_files_open);
+  CHECK(pool.acquire(sys, p, op) == splice::errc::pool_exhausted);
   CHECK_FALSE(p);
-  CHECK(pool.acquire(sys, p, op) == std::errc::too_many_files_open);  // no new pipe for a while
+  CHECK(pool.acquire(sys, p, op) == splice::errc::pool_exhausted);  // no new pipe for a while
   const auto st = pool.stats();
   CHECK(st.undersized == 1);
   CHECK(st.created == 0);
@@ -145,7 +145,7 @@ TEST_CASE("as an unprivileged user the pool stays within the pipe budget and kee
   std::size_t granted = 0;
   for (auto& p : held) {
     if (pool.acquire(sys, p, op)) break;
-    CHECK(p.capacity >= pool.settings().min_pipe_size);  // never a two-page pipe
+    CHECK(p.capacity() >= pool.settings().min_pipe_size);  // never a two-page pipe
     ++granted;
   }
   const auto st = pool.stats();
@@ -156,7 +156,7 @@ TEST_CASE("as an unprivileged user the pool stays within the pipe budget and kee
   opt.pool = &pool;
   relay_copy(test::payload(4 << 20, 4), opt);  // with the budget full: user space, every byte
   for (auto& p : held)
-    if (p) pool.release(std::move(p), true);
+    if (p) p.reset();
   opt.splice_after = 0;
   CHECK(relay_copy(test::payload(4 << 20, 5), opt).spliced);  // pipes free again
 }

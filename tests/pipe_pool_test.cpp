@@ -14,7 +14,7 @@ TEST_CASE("pipe_pool reuses empty pipes and closes pipes that hold bytes", "[poo
   if (!kernel) {
     WARN("SKIP: pipes are not used by the portable build");
     splice_lib::pipe_pool pool;
-    splice_lib::detail::pipe p;
+    splice::pipe_lease p;
     const char* op = "";
     splice_lib::system_calls sys;
     CHECK(pool.acquire(sys, p, op));
@@ -26,24 +26,24 @@ TEST_CASE("pipe_pool reuses empty pipes and closes pipes that hold bytes", "[poo
   splice_lib::pipe_pool pool(cfg);
   splice_lib::system_calls sys;
   const char* op = "";
-  splice_lib::detail::pipe a, b;
+  splice::pipe_lease a, b;
   REQUIRE_FALSE(pool.acquire(sys, a, op));
   REQUIRE_FALSE(pool.acquire(sys, b, op));
-  CHECK(a.capacity == 256u << 10);
-  CHECK(::fcntl(a.w.get(), F_GETPIPE_SZ) == 256 << 10);
-  CHECK((::fcntl(a.w.get(), F_GETFL) & O_NONBLOCK) != 0);
-  CHECK((::fcntl(a.w.get(), F_GETFD) & FD_CLOEXEC) != 0);
-  const int fd_a = a.r.get();
-  pool.release(std::move(a), true);
-  pool.release(std::move(b), true);  // beyond max_idle: closed
+  CHECK(a.capacity() == 256u << 10);
+  CHECK(::fcntl(a.write_end(), F_GETPIPE_SZ) == 256 << 10);
+  CHECK((::fcntl(a.write_end(), F_GETFL) & O_NONBLOCK) != 0);
+  CHECK((::fcntl(a.write_end(), F_GETFD) & FD_CLOEXEC) != 0);
+  const int fd_a = a.read_end();
+  a.reset();
+  b.reset();  // beyond max_idle: closed
   auto s = pool.stats();
   CHECK(s.idle == 1);
   CHECK(s.in_use == 0);
   CHECK(s.created == 2);
   REQUIRE_FALSE(pool.acquire(sys, a, op));
-  CHECK(a.r.get() == fd_a);
+  CHECK(a.read_end() == fd_a);
   CHECK(pool.stats().reused == 1);
-  pool.release(std::move(a), false);
+  a.filled(1), a.reset();
   CHECK(pool.stats().discarded == 1);
   CHECK(pool.stats().idle == 0);
 }
@@ -86,10 +86,10 @@ TEST_CASE("pipe_pool::clear closes the idle pipes", "[pool]") {
   splice_lib::pipe_pool pool;
   splice_lib::system_calls sys;
   const char* op = "";
-  splice_lib::detail::pipe a;
+  splice::pipe_lease a;
   const int before = test::open_fds();
   REQUIRE_FALSE(pool.acquire(sys, a, op));
-  pool.release(std::move(a), true);
+  a.reset();
   CHECK(pool.stats().idle == 1);
   CHECK(test::open_fds() == before + 2);
   pool.clear();

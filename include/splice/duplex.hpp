@@ -100,9 +100,8 @@ class duplex {
   unsigned advance(unsigned came, sigpipe_scope& scope) noexcept {
     if (!started_) start();
     run(ab_, came & ready::a_in, came & ready::b_out, scope);
-    if (both_) run(ba_, came & ready::b_in, came & ready::a_out, scope);
-    settle(ab_, b_, ba_);
-    if (both_) settle(ba_, a_, ab_);
+    settle(ab_, b_, ba_);  // first: an error here stops the other before it runs
+    if (both_) run(ba_, came & ready::b_in, came & ready::a_out, scope), settle(ba_, a_, ab_);
     return (ab_.ended ? 0 : bits(ab_.s, ready::a_in, ready::b_out)) |
            (!both_ || ba_.ended ? 0 : bits(ba_.s, ready::b_in, ready::a_out));
   }
@@ -162,7 +161,9 @@ class duplex {
       e.nonblocking = true;
     }
     const int one = 1;
-    if (nodelay_ && e.kind == detail::end_kind::tcp) sys_.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // TCP by kind where the platform tells (Linux), any socket but a unix one elsewhere: it fails
+    // harmlessly off TCP.
+    if (nodelay_ && e.socket && e.kind != detail::end_kind::unix_stream) sys_.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return {};
   }
 

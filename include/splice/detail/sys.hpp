@@ -39,21 +39,24 @@ inline constexpr clock_type::time_point no_deadline = clock_type::time_point::ma
 
 /// deadline_after returns now + t, or no_deadline when t is negative or longer than the clock can
 /// add (milliseconds::max() and the like mean "no timeout", never "at once").
-inline clock_type::time_point deadline_after(std::chrono::milliseconds t,
-                                             clock_type::time_point now = clock_type::now()) noexcept {
+inline clock_type::time_point deadline_after(std::chrono::milliseconds t, clock_type::time_point now) noexcept {
   if (t.count() < 0) return no_deadline;
   if (t >= std::chrono::duration_cast<std::chrono::milliseconds>(no_deadline - now)) return no_deadline;
   return now + t;
+}
+inline clock_type::time_point deadline_after(std::chrono::milliseconds t) noexcept {
+  return deadline_after(t, clock_type::now());
 }
 
 /// ms_until returns a poll(2) or epoll_wait(2) timeout that ends at `until`: -1 for no_deadline,
 /// rounded up to whole milliseconds, and clamped to INT_MAX (about 24.8 days): a caller that sees
 /// it run out before `until` waits again.
-inline int ms_until(clock_type::time_point until, clock_type::time_point now = clock_type::now()) noexcept {
+inline int ms_until(clock_type::time_point until, clock_type::time_point now) noexcept {
   if (until == no_deadline) return -1;
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
   return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : int(left);
 }
+inline int ms_until(clock_type::time_point until) noexcept { return ms_until(until, clock_type::now()); }
 
 }  // namespace splice_lib::detail
 
