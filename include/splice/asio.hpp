@@ -61,7 +61,7 @@
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 
-#include "async_relay.hpp"
+#include "async_ops.hpp"
 #include "splice.hpp"
 
 namespace splice_lib::asio_adapter {

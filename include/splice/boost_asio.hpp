@@ -29,7 +29,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
-#include "async_relay.hpp"
+#include "async_ops.hpp"
 #include "splice.hpp"
 
 namespace splice_lib::boost_asio_adapter {

@@ -44,6 +44,7 @@ struct options {
 /// How proxy(), duplex and async_proxy relay a connection.
 struct proxy_options {
   /// How each direction copies.
+  // cppcheck-suppress unusedStructMember
   options copy;
   /// When neither fd becomes ready for this long, the proxy ends with std::errc::timed_out from
   /// "idle". Negative: no timeout. Signals do not restart it.

@@ -72,11 +72,10 @@ inline plan plan_for(const end& s, const end& d, bool from_unix, bool can_splice
   const bool from_file = s.kind == end_kind::file, to_file = d.kind == end_kind::file;
   const bool from_socket = !from_file && s.kind != end_kind::pipe;
   const bool to_socket = d.socket;
-  if (through_pipe) p.how = route::relay;
+  if (through_pipe || (from_socket && d.kind != end_kind::pipe)) p.how = route::relay;
   else if (from_file && to_file) p.how = route::copy_range;
   else if (from_file && to_socket) p.how = route::sendfile;
-  else if (s.kind == end_kind::pipe || d.kind == end_kind::pipe) p.how = route::direct;
-  else if (from_socket) p.how = route::relay;
+  else p.how = route::direct;  // one end is a pipe
   return p;
 }
 
