@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The file benchmarks, printed as one Markdown section:
+# The file benchmarks. Writes their results as JSON (every repetition and every wrk run) to OUT
+# (default bench/out/files.json) and prints the Markdown that bench/files_report.py makes of it:
 #  a. bench/file_bench (Google Benchmark): each fd pair with a regular file, splice::copy with the
 #     default options against options::userspace, repetitions interleaved at random; MB/s and the
 #     copier's CPU seconds per GiB, medians and ranges.
@@ -8,13 +9,20 @@
 #     64 MiB files, against the same server with --userspace and against nginx (sendfile on, one
 #     worker, access_log off), all in the same run with repeats interleaved; requests/s, MB/s and
 #     each server's CPU seconds per GiB (utime + stime from /proc/PID/stat), medians and ranges.
-#   bench/file_bench.sh     (REPS=5 FILE_BENCH_MIB=1024 SERVER_REPS=3 SECS=5 CONNS=32; builds into build-bench)
+#   bench/file_bench.sh [OUT.json]   (REPS=5 FILE_BENCH_MIB=1024 SERVER_REPS=3 SECS=5 CONNS=32; builds into
+#                                     build-bench, or BUILD=DIR: uses the binaries already built there)
 set -euo pipefail
+out_json=${1:+$(realpath -m "$1")}
+bin=${BUILD:+$(cd "$BUILD" && pwd)}
 cd "$(dirname "$0")/.."
+out_json=${out_json:-$PWD/bench/out/files.json}
 reps=${REPS:-5} mib=${FILE_BENCH_MIB:-1024} server_reps=${SERVER_REPS:-3} secs=${SECS:-5} conns=${CONNS:-32}
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DSPLICE_TESTS=OFF -DSPLICE_EXAMPLES=ON >/dev/null
-cmake --build build-bench -j2 --target file_bench file_server >/dev/null
-bin=$PWD/build-bench
+if [ -z "$bin" ]; then
+  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DSPLICE_TESTS=OFF -DSPLICE_EXAMPLES=ON >/dev/null
+  cmake --build build-bench -j2 --target file_bench file_server >/dev/null
+  bin=$PWD/build-bench
+fi
+mkdir -p "$(dirname "$out_json")"
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -23,50 +31,46 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+date=$(date -u '+%Y-%m-%d %H:%M UTC')
+: >"$work/server.txt"
+skipped=
 
-echo "## Files"
-echo
-echo "Kernel: $(uname -sr); $(nproc) CPUs; $(date -u +%Y-%m-%d); command: REPS=$reps FILE_BENCH_MIB=$mib" \
-  "SERVER_REPS=$server_reps SECS=$secs CONNS=$conns bench/file_bench.sh"
-echo
+# Writes the JSON, then prints its Markdown.
+finish() {
+  python3 - "$out_json" "$work/pairs.json" "$work/server.txt" "$date" "$(uname -sr)" "$(nproc)" "$(getconf CLK_TCK)" \
+    "$reps" "$mib" "$server_reps" "$secs" "$conns" "$skipped" <<'PY'
+import json, os, sys
+out, pairs, server, date, kernel, cpus, hz, reps, mib, server_reps, secs, conns, skipped = sys.argv[1:]
+bench = json.load(open(pairs))
+meta = dict(part="files", date=date, kernel=kernel, cpus=int(cpus), reps=int(reps), mib=int(mib),
+            server_reps=int(server_reps), secs=int(secs), conns=int(conns),
+            command=("QUICK=1 " if os.environ.get("QUICK") else "") + f"REPS={reps} FILE_BENCH_MIB={mib} SERVER_REPS={server_reps} SECS={secs} CONNS={conns} bench/file_bench.sh",
+            quick=bool(os.environ.get("QUICK")), skipped=[skipped] if skipped else [], benchmark_context=bench["context"])
+rows = []
+for line in open(server):
+    size, srv, rep, reqs, nbytes, usec, errors, ticks = line.split()
+    rows.append(dict(file=size, server=srv, rep=int(rep), requests=int(reqs), bytes=int(nbytes), usec=int(usec),
+                     errors=int(errors), cpu_s=int(ticks) / int(hz)))
+with open(out, "w") as f:
+    json.dump(dict(meta=meta, pairs=[b for b in bench["benchmarks"] if b.get("run_type") == "iteration"],
+                   server=rows), f, indent=1)
+PY
+  echo "## Files"
+  echo
+  python3 bench/files_report.py "$out_json"
+  echo
+  echo "(wrote $out_json)"
+}
 
 # a. The fd pairs.
 FILE_BENCH_MIB=$mib "$bin/bench/file_bench" --benchmark_repetitions="$reps" --benchmark_enable_random_interleaving=true \
   --benchmark_out="$work/pairs.json" --benchmark_out_format=json >"$work/pairs.txt" 2>&1 ||
   { cat "$work/pairs.txt" >&2; exit 1; }
-python3 - "$work/pairs.json" "$mib" "$reps" <<'PY'
-import json, statistics, sys
-runs = [b for b in json.load(open(sys.argv[1]))["benchmarks"] if b.get("run_type") == "iteration" and not b.get("error_occurred")]
-rows = {}
-for b in runs:
-    name = b["name"].split("/")[0][3:]
-    pair, path = name.rsplit("_", 1)
-    rows.setdefault(pair, {}).setdefault(path, []).append((b["bytes_per_second"] / 1e6, b["cpu_s_per_GiB"]))
-labels = {"file_to_tcp": "file (page cache) -> TCP", "tcp_to_file_disk": "TCP -> file on disk (ext4)",
-          "tcp_to_file_tmpfs": "TCP -> file on tmpfs", "file_to_file_disk": "file -> file, disk",
-          "file_to_file_tmpfs": "file -> file, tmpfs", "file_to_file_cross": "file -> file, tmpfs -> disk"}
-def med(xs): return statistics.median(xs)
-def span(xs): return f"{min(xs):.0f}-{max(xs):.0f}"
-print(f"Each pair moves {sys.argv[2]} MiB per iteration, 2 iterations per repetition, {sys.argv[3]} repetitions "
-      "interleaved at random; medians, ranges over the repetitions.")
-print()
-print("| pair | splice MB/s (range) | user-space MB/s (range) | throughput | copier CPU s/GiB, splice / user | copier CPU |")
-print("|---|---|---|---|---|---|")
-for pair, label in labels.items():
-    r = rows.get(pair, {})
-    if "splice" not in r or "userspace" not in r:
-        print(f"| {label} | failed | | | | |")
-        continue
-    s_mb, s_cpu = zip(*r["splice"])
-    u_mb, u_cpu = zip(*r["userspace"])
-    print(f"| {label} | {med(s_mb):.0f} ({span(s_mb)}) | {med(u_mb):.0f} ({span(u_mb)}) | {med(s_mb) / med(u_mb):.2f}x "
-          f"| {med(s_cpu):.3f} / {med(u_cpu):.3f} | {med(s_cpu) / med(u_cpu):.2f}x |")
-print()
-PY
 
 # b. The file server against itself through user space and against nginx.
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  echo "(file server part skipped: it needs wrk and nginx)"
+  skipped="file server part skipped: it needs wrk and nginx"
+  finish
   exit 0
 fi
 root=$work/root
@@ -136,32 +140,4 @@ for rep in $(seq "$server_reps"); do
   done
 done
 
-python3 - "$work/server.txt" "$(getconf CLK_TCK)" "$server_reps" "$secs" "$conns" <<'PY'
-import statistics, sys
-hz = int(sys.argv[2])
-rows = {}
-for line in open(sys.argv[1]):
-    size, server, rep, reqs, nbytes, usec, errors, ticks = line.split()
-    sec = int(usec) / 1e6
-    rows.setdefault((size, server), []).append(
-        (int(reqs) / sec, int(nbytes) / sec / 1e6, int(ticks) / hz / (int(nbytes) / 2**30), int(errors)))
-med = statistics.median
-print(f"wrk -t2 -c{sys.argv[5]} -d{sys.argv[4]}s (64 MiB: twice as long), keep-alive, {sys.argv[3]} repeats per row "
-      "interleaved across the servers; medians (ranges). MB/s counts what wrk read, heads included. Server CPU is the "
-      "whole process's (nginx: master and worker). file_server runs a thread per connection on both CPUs; nginx has "
-      "one worker process, as configured.")
-print()
-print("| file | server | requests/s | MB/s | server CPU s/GiB | errors | requests/s vs nginx | vs --userspace |")
-print("|---|---|---|---|---|---|---|---|")
-for size in ("1k", "64k", "1m", "64m"):
-    base = {srv: med([r[0] for r in rows.get((size, srv), [(0,)])]) for srv in ("nginx", "userspace")}
-    for server, label in (("splice", "file_server"), ("userspace", "file_server --userspace"), ("nginx", "nginx")):
-        r = rows.get((size, server))
-        if not r:
-            continue
-        rps, mbs, cpu, err = zip(*r)
-        vs = lambda b: f"{med(rps) / b:.2f}x" if b else "-"
-        print(f"| {size.upper().replace('K', ' KiB').replace('M', ' MiB')} | {label} | {med(rps):.0f} ({min(rps):.0f}-{max(rps):.0f}) "
-              f"| {med(mbs):.0f} ({min(mbs):.0f}-{max(mbs):.0f}) | {med(cpu):.3f} ({min(cpu):.3f}-{max(cpu):.3f}) "
-              f"| {sum(err)} | {vs(base['nginx'])} | {vs(base['userspace'])} |")
-PY
+finish

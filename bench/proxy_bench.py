@@ -4,7 +4,7 @@
 writes one JSON file per part for bench/proxy_report.py. Every peer is started and stopped here;
 cgroups are removed on exit.
 
-usage: proxy_bench.py [--build DIR] [--out DIR] [--quick] PART...
+usage: proxy_bench.py [--build DIR] [--out DIR] [--quick] PART...   (default out: bench/out, which git ignores)
 
 Parts (see bench/README.md for what each measures):
   peers         bulk streams (1 KiB .. 1 MiB writes) and 16 KiB connections/s, capped and uncapped
@@ -506,7 +506,8 @@ class Bench:
         m = dict(part=part, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  kernel=f"{platform.system()} {platform.release()}", cpus=os.cpu_count(), reps=reps,
                  seconds=seconds, period_us=PERIOD_US, cgroup=self.cg.kind or f"none ({self.cg.why})",
-                 skipped=list(self.skipped), command=f"bench/run {part}", load_before=os.getloadavg(),
+                 skipped=list(self.skipped), command=f"{'QUICK=1 ' if self.args.quick else ''}bench/run {part}",
+                 quick=self.args.quick, load_before=os.getloadavg(),
                  congestion=sysctl("net/ipv4/tcp_congestion_control"))
         m.update(extra)
         return m
@@ -880,7 +881,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("parts", nargs="+", choices=list(PARTS))
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
     ap.add_argument("--quick", action="store_true", help="one short repeat of fewer cases: checks the harness")
     args = ap.parse_args()
     atexit.register(cleanup)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Turns the JSON files of bench/proxy_bench.py into Markdown tables (medians with the min-max
 spread over interleaved repeats, and ratios taken repeat by repeat, so each ratio compares runs made
-seconds apart) and, with gnuplot, bench/proxy_chart.png.
+seconds apart) and, with gnuplot, a chart of the peers part (peers.png in bench/results/).
 
 usage: proxy_report.py RESULTS_DIR [CHART.png]
 """
@@ -376,18 +376,25 @@ def pipe_sizes(hist):
     return ", ".join(f"{n} x {size(k)}" for k, n in hist.items()) or "none"
 
 
+PARTS = ("peers", "reqresp", "latency", "threads", "unprivileged")
+
+
+def section(part, path, chart=None):
+    """Prints the section of one part from its JSON file; the peers part draws chart (with gnuplot)."""
+    meta, rows = load(path)
+    if part == "peers":
+        peers(meta, rows, chart)
+    else:
+        globals()[part](meta, rows)
+
+
 def main():
     d = sys.argv[1]
     chart = sys.argv[2] if len(sys.argv) > 2 else None
-    for part in ("peers", "reqresp", "latency", "threads", "unprivileged"):
+    for part in PARTS:
         path = os.path.join(d, f"{part}.json")
-        if not os.path.exists(path):
-            continue
-        meta, rows = load(path)
-        if part == "peers":
-            peers(meta, rows, chart)
-        else:
-            globals()[part](meta, rows)
+        if os.path.exists(path):
+            section(part, path, chart)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ run) and, when gnuplot is installed, a PNG chart of MB/s and copier CPU per GiB 
 usage: report.py RESULTS.json [CHART.png]
 """
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -62,9 +63,11 @@ def size(n):
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
 
 
-def main():
-    context, m = medians(sys.argv[1])
-    RUNS.update(runs(sys.argv[1]))
+def main(path, chart=None):
+    """Prints the Markdown of tcp_bench's JSON at path; writes the chart to chart (with gnuplot)."""
+    context, m = medians(path)
+    RUNS.clear()
+    RUNS.update(runs(path))
     chunks = sorted({int(k.split("/")[1]) for k in m if k.startswith("BM_stream_splice/")})
     reps = next(iter(m.values())).get("repetitions", 1) if m else 0
     print(f"Machine: {context.get('num_cpus')} CPUs at {context.get('mhz_per_cpu')} MHz; "
@@ -142,13 +145,13 @@ def main():
             _, chunk, val = k.split("/")
             print(f"| {size(val)} | {size(chunk)} | {m[k]['bytes_per_second'] / 1e6:.0f} | {m[k]['cpu_s_per_GiB']:.3f} |")
 
-    if rows and len(sys.argv) > 2 and shutil.which("gnuplot"):
+    if rows and chart and shutil.which("gnuplot"):
         with tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False) as d:
             for c, sb, ub, sc, uc in rows:
                 d.write(f"{c >> 10} {sb} {ub} {sc} {uc}\n")
         script = f"""
 set terminal pngcairo size 1000,420 font ',10'
-set output '{sys.argv[2]}'
+set output '{chart}'
 set multiplot layout 1,2 title 'TCP to TCP through splice::copy (median of interleaved runs)'
 set logscale x 2
 set xlabel 'chunk size written by the sender (KiB)'
@@ -163,7 +166,8 @@ plot '{d.name}' using 1:4 with linespoints lw 2 title 'splice (default)', '' usi
 unset multiplot
 """
         subprocess.run(["gnuplot"], input=script, text=True, check=True)
+        os.unlink(d.name)
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:3])
