@@ -44,8 +44,8 @@
 //   peer lives; it does not grow once a pipe's or unix socket's reader is gone; bytes <= limit;
 // - success means unsent == 0, and bytes == limit or src ended and has nothing left. An error is
 //   one that was injected, EPIPE or ECONNRESET from a dst whose peer went away, ECONNRESET from a
-//   reset src, or stop()'s own. Invalid options give EINVAL from "options" and a blocking socket
-//   or pipe EINVAL from "fcntl", touching no byte; invalid options or a limit of 0 make no system
+//   reset src, or stop()'s own. Invalid options give errc::invalid_options from "options", a blocking socket
+//   or pipe errc::blocking_fd from "fd", touching no byte; invalid options or a limit of 0 make no system
 //   call at all. userspace never splices;
 // - file offsets moved by exactly the bytes moved; the pool's in_use is 0 after done and its byte
 //   counters grew by bytes (spliced ones iff result().spliced); after done, advance() says done and
@@ -878,16 +878,16 @@ class execution {
       const bool timed_out = stopped_ && e == std::errc::timed_out;
       const bool injected = std::find(std::begin(faults_.injected), std::end(faults_.injected), e) != std::end(faults_.injected) ||
                             faults_.errors > std::size(faults_.injected);
-      const bool refused = e == std::errc::invalid_argument && r.bytes == 0 &&
-                           ((invalid && std::strcmp(r.op, "options") == 0) || (blocking_ && std::strcmp(r.op, "fcntl") == 0));
+      const bool refused = r.bytes == 0 && ((invalid && e == splice::errc::invalid_options && std::strcmp(r.op, "options") == 0) ||
+                                            (blocking_ && e == splice::errc::blocking_fd && std::strcmp(r.op, "fd") == 0));
       if (!peer_gone && !src_gone && !timed_out && !injected && !refused) violation("an error nothing explains");
     }
     const bool stopped_first = stopped_ && r.error == std::errc::timed_out;
-    if (invalid && !stopped_first && (r.error != std::errc::invalid_argument || std::strcmp(r.op, "options") != 0 || faults_.calls != 0))
+    if (invalid && !stopped_first && (r.error != splice::errc::invalid_options || std::strcmp(r.op, "options") != 0 || faults_.calls != 0))
       violation("invalid options not refused before any call");
     if (!invalid && limit_ == 0 && ((r.error && !stopped_first) || faults_.calls != 0)) violation("a limit of 0 made a call");
     if (!invalid && limit_ != 0 && blocking_ && faults_.errors == 0 && !stopped_first &&
-        (r.error != std::errc::invalid_argument || std::strcmp(r.op, "fcntl") != 0))
+        (r.error != splice::errc::blocking_fd || std::strcmp(r.op, "fd") != 0))
       violation("a blocking socket or pipe not refused");
     if ((invalid || blocking_) && r.bytes != 0) violation("a refused copy moved bytes");
 
