@@ -420,3 +420,51 @@ TEST_CASE("copies run concurrently from several threads", "[copy][threads]") {
   CHECK(good == 32);
   CHECK(splice::pipe_pool::shared().stats().in_use == 0);
 }
+
+namespace {
+/// A poller whose waits all fail, counting them; with_either adds wait_either.
+template <bool with_either>
+struct failing_poller {
+  int waits = 0;
+  std::error_code fail() { return ++waits, std::make_error_code(std::errc::not_enough_memory); }
+  std::error_code wait_readable(int) { return fail(); }
+  std::error_code wait_writable(int) { return fail(); }
+};
+template <>
+struct failing_poller<true> : failing_poller<false> {
+  int eithers = 0;
+  std::error_code wait_either(int, int) { return ++eithers, fail(); }
+};
+static_assert(!splice_lib::detail::has_wait_either<failing_poller<false>>);
+static_assert(splice_lib::detail::has_wait_either<failing_poller<true>>);
+}  // namespace
+
+TEST_CASE("copy ends with the error of a failed wait, from poll, after one wait", "[copy][poller]") {
+  relay r;
+  test::set_nonblocking(r.src());  // empty: the copy must wait for it
+  failing_poller<false> p;
+  const auto res = splice::copy(r.dst(), r.src(), splice::no_limit, p);
+  CHECK(res.error == std::errc::not_enough_memory);
+  CHECK(std::string(res.op) == "poll");
+  CHECK(p.waits == 1);
+}
+
+TEST_CASE("copy waits on both ends with wait_either when the copier cannot tell which is stuck", "[copy][poller]") {
+  if (!kernel) {
+    WARN("SKIP: step::either comes from splicing out of a pipe, which the portable build does not do");
+    return;
+  }
+  // An empty TCP src and a pipe dst with room: the splice says EAGAIN, and the pipe end is ready,
+  // so the copier cannot tell which end said it.
+  auto in = test::make_tcp();
+  auto [pr, pw] = test::make_pipe();
+  test::set_nonblocking(in.b.get());
+  test::set_nonblocking(pw.get());
+  failing_poller<true> p;
+  const auto res = splice::copy(pw.get(), in.b.get(), splice::no_limit, p);
+  CHECK(res.error == std::errc::not_enough_memory);
+  CHECK(std::string(res.op) == "poll");
+  CHECK(p.eithers == 1);
+  CHECK(p.waits == 1);
+  CHECK(res.bytes == 0);
+}

@@ -66,3 +66,22 @@ TEST_CASE("epoll_poller with milliseconds::max() or a deadline waits as long as 
   CHECK(by.wait_readable(t.b.get()) == std::errc::timed_out);
   CHECK(std::chrono::steady_clock::now() >= deadline);
 }
+
+TEST_CASE("epoll_poller::wait_either returns when either fd is ready, and wait_until sleeps", "[poller][epoll]") {
+  using namespace std::chrono_literals;
+  auto t = test::make_tcp();
+  auto [ur, uw] = test::make_pipe();  // a full pipe: uw is not writable, and stays so
+  test::set_nonblocking(uw.get());
+  while (::write(uw.get(), "xxxxxxxxxxxxxxxx", 16) > 0) {
+  }
+  splice::epoll_poller quick(30ms);
+  CHECK(quick.wait_either(t.b.get(), uw.get()) == std::errc::timed_out);
+  test::write_all(t.a.get(), "x");
+  CHECK_FALSE(quick.wait_either(t.b.get(), uw.get()));
+  const auto start = std::chrono::steady_clock::now();
+  splice::epoll_poller p;
+  CHECK_FALSE(p.wait_until(start + 20ms));
+  CHECK(std::chrono::steady_clock::now() >= start + 20ms);
+  CHECK(splice::epoll_poller(start + 10ms).wait_until(start + 10s) == std::errc::timed_out);
+  CHECK(std::chrono::steady_clock::now() < start + 10s);
+}

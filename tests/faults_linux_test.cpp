@@ -7,60 +7,15 @@
 #include <catch2/catch.hpp>
 
 #include "splice/splice.hpp"
+#include "faults.hpp"
 #include "support.hpp"
 
 using test::counting_poller;
 
 namespace {
 
-/// A script of faults: for the nth call (from 1) of a system call, which errno to fail with
-/// (0: make the real call), and an optional cap on the length of writes and splices.
-struct script {
-  std::function<int(const std::string& op, int nth)> fault = [](const std::string&, int) { return 0; };
-  std::size_t max_len = 0;
-  std::map<std::string, int> calls;
-
-  int hit(const std::string& op) { return fault(op, ++calls[op]); }
-  std::size_t cap(std::size_t n) const { return max_len && n > max_len ? max_len : n; }
-};
-
-/// The real system calls, with faults from a script.
-struct faulty : splice_lib::system_calls {
-  script* s;
-  explicit faulty(script& sc) : s(&sc) {}
-
-#define SPLICE_TEST_FAULT(op)        \
-  if (const int e = s->hit(op)) { \
-    errno = e;                       \
-    return -1;                       \
-  }
-  ssize_t read(int fd, void* buf, std::size_t n) {
-    SPLICE_TEST_FAULT("read")
-    return splice_lib::system_calls::read(fd, buf, n);
-  }
-  ssize_t send(int fd, const void* buf, std::size_t n, int flags) {
-    SPLICE_TEST_FAULT("send")
-    return splice_lib::system_calls::send(fd, buf, s->cap(n), flags);
-  }
-  ssize_t splice(int in, int out, std::size_t n, unsigned flags) {
-    SPLICE_TEST_FAULT("splice")
-    return splice_lib::system_calls::splice(in, out, s->cap(n), flags);
-  }
-  int pipe2(int fds[2], int flags) {
-    SPLICE_TEST_FAULT("pipe2")
-    return splice_lib::system_calls::pipe2(fds, flags);
-  }
-  int pipe(int fds[2]) {
-    SPLICE_TEST_FAULT("pipe")
-    return splice_lib::system_calls::pipe(fds);
-  }
-  int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
-    SPLICE_TEST_FAULT("getsockopt")
-    return splice_lib::system_calls::getsockopt(fd, level, name, value, len);
-  }
-#undef SPLICE_TEST_FAULT
-};
-
+using test::faulty;
+using test::script;
 
 struct outcome {
   splice::result res;

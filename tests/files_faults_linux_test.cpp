@@ -16,6 +16,7 @@
 
 #include "splice/splice.hpp"
 #include "files_support.hpp"
+#include "faults.hpp"
 #include "support.hpp"
 
 using test::channel;
@@ -27,68 +28,9 @@ using test::counting_poller;
 
 namespace {
 
-/// Returned by a script's fault to make the call return 0 without running it, as copy_file_range
-/// does on procfs and other files that report no size.
-constexpr int zero = -1;
-
-bool regular(int fd) {
-  struct stat st {};
-  return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/// A script of faults: for the nth call (from 1) of a system call, which errno to fail with, zero
-/// to return 0, or 0 to make the real call; and an optional cap on the length of each transfer.
-/// With spare_files, calls that write to a regular file run unharmed and uncounted: EAGAIN, say,
-/// is something a file never returns.
-struct script {
-  std::function<int(const std::string& op, int nth)> fault = [](const std::string&, int) { return 0; };
-  std::size_t max_len = 0;
-  bool spare_files = false;
-  std::map<std::string, int> calls;
-
-  int hit(const std::string& op, int out) { return spare_files && regular(out) ? 0 : fault(op, ++calls[op]); }
-  std::size_t cap(std::size_t n) const { return max_len && n > max_len ? max_len : n; }
-};
-
-/// The real system calls, with faults from a script.
-struct faulty : splice_lib::system_calls {
-  using base = splice_lib::system_calls;
-  script* s;
-  explicit faulty(script& sc) : s(&sc) {}
-
-#define SPLICE_TEST_FAULT(op, out)    \
-  if (const int e = s->hit(op, out)) { \
-    if (e == zero) return 0;           \
-    errno = e;                         \
-    return -1;                         \
-  }
-  ssize_t read(int fd, void* buf, std::size_t n) {
-    SPLICE_TEST_FAULT("read", -1)
-    return base::read(fd, buf, s->cap(n));
-  }
-  ssize_t write(int fd, const void* buf, std::size_t n) {
-    SPLICE_TEST_FAULT("write", fd)
-    return base::write(fd, buf, s->cap(n));
-  }
-  ssize_t send(int fd, const void* buf, std::size_t n, int flags) {
-    SPLICE_TEST_FAULT("send", fd)
-    return base::send(fd, buf, s->cap(n), flags);
-  }
-  ssize_t splice(int in, int out, std::size_t n, unsigned flags) {
-    SPLICE_TEST_FAULT("splice", out)
-    return base::splice(in, out, s->cap(n), flags);
-  }
-  ssize_t sendfile(int out, int in, std::size_t n) {
-    SPLICE_TEST_FAULT("sendfile", out)
-    return base::sendfile(out, in, s->cap(n));
-  }
-  ssize_t copy_file_range(int in, int out, std::size_t n) {
-    SPLICE_TEST_FAULT("copy_file_range", out)
-    return base::copy_file_range(in, out, s->cap(n));
-  }
-#undef SPLICE_TEST_FAULT
-};
-
+using test::faulty;
+using test::script;
+using test::zero;
 
 /// The file routes, and the system call that each is made of.
 enum class route { file_to_tcp, tcp_to_file, file_to_pipe, pipe_to_file, file_to_file };
@@ -174,6 +116,7 @@ TEST_CASE("EINTR on every other call of the file routes is retried and loses not
                            route::file_to_file);
   CAPTURE(name_of(r));
   script sc;
+  sc.cap_reads = true;
   sc.fault = [](const std::string&, int nth) { return nth % 2 ? EINTR : 0; };
   counting_poller p;
   const auto data = payload((5 << 20) + 1, 3);
@@ -187,6 +130,7 @@ TEST_CASE("injected EAGAIN on the file routes waits on the poller and loses noth
   const route r = GENERATE(route::file_to_tcp, route::tcp_to_file, route::file_to_pipe);
   CAPTURE(name_of(r));
   script sc;
+  sc.cap_reads = true;
   // Only where the kernel can say it: a socket or pipe that is full or empty, never a file.
   sc.spare_files = true;
   sc.fault = [](const std::string& op, int nth) {
@@ -204,6 +148,7 @@ TEST_CASE("short sendfile, splice and copy_file_range counts deliver every byte"
                            route::file_to_file);
   CAPTURE(name_of(r));
   script sc;
+  sc.cap_reads = true;
   sc.max_len = 1000;
   counting_poller p;
   const auto data = payload((1 << 20) + 3, 5);
@@ -217,6 +162,7 @@ TEST_CASE("a first copy_file_range that fails with EXDEV, ENOSYS, EINVAL, EOPNOT
   const int err = GENERATE(EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EPERM, EIO);
   CAPTURE(err);
   script sc;
+  sc.cap_reads = true;
   sc.fault = [err](const std::string& op, int nth) { return op == "copy_file_range" && nth == 1 ? err : 0; };
   counting_poller p;
   const auto data = payload((2 << 20) + 5, 6);
@@ -228,6 +174,7 @@ TEST_CASE("a first copy_file_range that fails with EXDEV, ENOSYS, EINVAL, EOPNOT
 TEST_CASE("a first copy_file_range that copies 0 bytes of a non-empty file falls back, as for procfs",
           "[faults][files]") {
   script sc;
+  sc.cap_reads = true;
   sc.fault = [](const std::string& op, int nth) { return op == "copy_file_range" && nth == 1 ? zero : 0; };
   counting_poller p;
   const auto data = payload((1 << 20) + 7, 7);
@@ -240,6 +187,7 @@ TEST_CASE("a first sendfile that fails with EINVAL or ENOSYS falls back, losing 
   const int err = GENERATE(EINVAL, ENOSYS);
   CAPTURE(err);
   script sc;
+  sc.cap_reads = true;
   sc.fault = [err](const std::string& op, int nth) { return op == "sendfile" && nth == 1 ? err : 0; };
   counting_poller p;
   const auto data = payload((2 << 20) + 9, 8);
@@ -253,6 +201,7 @@ TEST_CASE("a first file splice that fails with EINVAL or ENOSYS falls back, losi
   const int err = GENERATE(EINVAL, ENOSYS);
   CAPTURE(name_of(r), err);
   script sc;
+  sc.cap_reads = true;
   sc.fault = [err](const std::string& op, int nth) { return op == "splice" && nth == 1 ? err : 0; };
   counting_poller p;
   const auto data = payload((2 << 20) + 11, 9);
@@ -266,6 +215,7 @@ TEST_CASE("a file that refuses splice after the pipe took bytes gets them by wri
   // socket -> pipe succeeds, pipe -> file says EINVAL (a file system without splice): the pipe's
   // bytes are read back and written, and the rest of the copy runs in user space.
   script sc;
+  sc.cap_reads = true;
   sc.fault = [](const std::string& op, int nth) { return op == "splice" && nth == 2 ? EINVAL : 0; };
   counting_poller p;
   const auto data = payload((2 << 20) + 13, 10);
@@ -279,6 +229,7 @@ TEST_CASE("a sendfile that fails mid-copy reports its error with exact accountin
   const int err = GENERATE(ECONNRESET, EPIPE, ENOMEM);
   CAPTURE(err);
   script sc;
+  sc.cap_reads = true;
   sc.max_len = 100000;
   sc.fault = [err](const std::string& op, int nth) { return op == "sendfile" && nth == 4 ? err : 0; };
   counting_poller p;
@@ -297,6 +248,7 @@ TEST_CASE("a copy_file_range that fails mid-copy reports its error with exact ac
   const int err = GENERATE(ENOSPC, EIO, EDQUOT);
   CAPTURE(err);
   script sc;
+  sc.cap_reads = true;
   sc.max_len = 100000;
   sc.fault = [err](const std::string& op, int nth) { return op == "copy_file_range" && nth == 4 ? err : 0; };
   counting_poller p;
@@ -316,6 +268,7 @@ TEST_CASE("a splice into a file that fails mid-copy reports its error with exact
   const route r = GENERATE(route::tcp_to_file, route::pipe_to_file);
   CAPTURE(name_of(r));
   script sc;
+  sc.cap_reads = true;
   sc.max_len = 100000;
   // Socket -> file takes two splices per chunk (into the pipe, out of it), pipe -> file one.
   const int nth_fail = r == route::tcp_to_file ? 8 : 4;

@@ -92,3 +92,21 @@ TEST_CASE("poll_poller with a deadline ends every wait by then", "[poller]") {
   CHECK(p.wait_readable(t.b.get()) == std::errc::timed_out);  // later waits end at once
   CHECK(p.wait_writable(t.a.get()) == std::error_code{});     // readiness still wins
 }
+
+TEST_CASE("poll_poller::wait_either returns when either fd is ready, and wait_until sleeps", "[poller]") {
+  auto t = test::make_tcp();
+  auto [ur, uw] = test::make_pipe();  // a full pipe: uw is not writable, and stays so; t.b not readable
+  test::set_nonblocking(uw.get());
+  while (::write(uw.get(), "xxxxxxxxxxxxxxxx", 16) > 0) {
+  }
+  poll_poller quick(std::chrono::milliseconds(30));
+  CHECK(quick.wait_either(t.b.get(), uw.get()) == std::errc::timed_out);
+  test::write_all(t.a.get(), "x");
+  CHECK_FALSE(poll_poller().wait_either(t.b.get(), uw.get()));  // readable now
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_FALSE(poll_poller().wait_until(start + 20ms));
+  CHECK(std::chrono::steady_clock::now() >= start + 20ms);
+  poll_poller by(start + 10ms);
+  CHECK(by.wait_until(start + 10s) == std::errc::timed_out);  // the deadline comes first
+  CHECK(std::chrono::steady_clock::now() < start + 10s);
+}

@@ -16,14 +16,7 @@
 using test::payload;
 
 namespace {
-/// A client and a server, with a proxy between them: client <-> (proxy a | proxy b) <-> server.
-struct rig {
-  test::tcp_pair front = test::make_tcp(), back = test::make_tcp();
-  int client() const { return front.a.get(); }
-  int a() const { return front.b.get(); }
-  int b() const { return back.a.get(); }
-  int server() const { return back.b.get(); }
-};
+using test::rig;
 
 splice::proxy_options eager(bool userspace) {
   splice::proxy_options o;
@@ -37,26 +30,8 @@ TEST_CASE("proxy relays both directions at once", "[proxy]") {
   const bool userspace = GENERATE(false, true);
   rig r;
   const auto up = payload(6 << 20, 1), down = payload(5 << 20, 2);
-  std::string got_up, got_down;
-  std::thread client([&] {
-    std::thread w([&] {
-      test::write_all(r.client(), up);
-      ::shutdown(r.client(), SHUT_WR);
-    });
-    got_down = test::read_all(r.client());
-    w.join();
-  });
-  std::thread server([&] {
-    std::thread w([&] {
-      test::write_all(r.server(), down);
-      ::shutdown(r.server(), SHUT_WR);
-    });
-    got_up = test::read_all(r.server());
-    w.join();
-  });
-  const auto res = splice::proxy(r.a(), r.b(), eager(userspace));
-  client.join();
-  server.join();
+  splice::proxy_result res;
+  const auto [got_up, got_down] = test::both_ways(r, up, down, [&] { res = splice::proxy(r.a(), r.b(), eager(userspace)); });
   CHECK_FALSE(res.error);
   CHECK(res.a_to_b.bytes == up.size());
   CHECK(res.b_to_a.bytes == down.size());
@@ -173,26 +148,8 @@ TEST_CASE("proxy hands a busy direction back and forth with the other", "[proxy]
   splice::proxy_options o;
   o.copy.max_advance = 4096;
   const auto up = payload(3 << 20, 8), down = payload(2 << 20, 9);
-  std::string got_up, got_down;
-  std::thread client([&] {
-    std::thread w([&] {
-      test::write_all(r.client(), up);
-      ::shutdown(r.client(), SHUT_WR);
-    });
-    got_down = test::read_all(r.client());
-    w.join();
-  });
-  std::thread server([&] {
-    std::thread w([&] {
-      test::write_all(r.server(), down);
-      ::shutdown(r.server(), SHUT_WR);
-    });
-    got_up = test::read_all(r.server());
-    w.join();
-  });
-  const auto res = splice::proxy(r.a(), r.b(), o);
-  client.join();
-  server.join();
+  splice::proxy_result res;
+  const auto [got_up, got_down] = test::both_ways(r, up, down, [&] { res = splice::proxy(r.a(), r.b(), o); });
   CHECK_FALSE(res.error);
   CHECK((got_up == up));
   CHECK((got_down == down));

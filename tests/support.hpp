@@ -224,6 +224,41 @@ std::string through(relay& r, const std::string& data, F copy_fn, std::size_t ch
   return got;
 }
 
+/// A client and a server, with a proxy between them: client <-> (proxy a | proxy b) <-> server.
+struct rig {
+  tcp_pair front = make_tcp(), back = make_tcp();
+  int client() const { return front.a.get(); }
+  int a() const { return front.b.get(); }
+  int b() const { return back.a.get(); }
+  int server() const { return back.b.get(); }
+};
+
+/// What crossed a rig both ways.
+struct exchanged {
+  std::string got_up, got_down;  // what the server and the client read
+};
+
+/// Runs proxy_fn on rig r while the client sends up and the server sends down, each at once, then
+/// half-closes; both read everything that arrives.
+template <class F>
+exchanged both_ways(rig& r, const std::string& up, const std::string& down, F proxy_fn) {
+  exchanged e;
+  const auto side = [](int fd, const std::string& out, std::string& in) {
+    std::thread w([&] {
+      write_all(fd, out);
+      ::shutdown(fd, SHUT_WR);
+    });
+    in = read_all(fd);
+    w.join();
+  };
+  std::thread client([&] { side(r.client(), up, e.got_down); });
+  std::thread server([&] { side(r.server(), down, e.got_up); });
+  proxy_fn();
+  client.join();
+  server.join();
+  return e;
+}
+
 }  // namespace test
 
 #endif  // SPLICE_TESTS_SUPPORT_HPP_

@@ -3,7 +3,6 @@
 #define SPLICE_DUPLEX_HPP_
 
 #include <cstdint>
-#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -66,15 +65,14 @@ class duplex {
  public:
   /// Relays a and b both ways.
   duplex(int a, int b, const proxy_options& opt = {}, Sys sys = {}) noexcept
-      : sys_(sys), a_(a), b_(b), nodelay_(opt.nodelay), both_(true) {
-    ab_.c.emplace(b, a, no_limit, opt.copy, sys);
-    ba_.c.emplace(a, b, no_limit, opt.copy, sys);
+      : sys_(sys), a_(a), b_(b), nodelay_(opt.nodelay), both_(true), ab_(b, a, no_limit, opt.copy, sys),
+        ba_(a, b, no_limit, opt.copy, sys) {
     init(opt.copy);
   }
   /// Copies at most limit bytes from a to b.
   duplex(one_way_t, int a, int b, std::uint64_t limit, const options& opt = {}, Sys sys = {}) noexcept
-      : sys_(sys), a_(a), b_(b), nodelay_(false), both_(false) {
-    ab_.c.emplace(b, a, limit, opt, sys);
+      : sys_(sys), a_(a), b_(b), nodelay_(false), both_(false), ab_(b, a, limit, opt, sys), ba_(a, b, 0, opt, sys) {
+    ba_.ended = true;  // never started
     init(opt);
   }
   duplex(const duplex&) = delete;
@@ -83,12 +81,12 @@ class duplex {
   int a() const noexcept { return a_; }
   int b() const noexcept { return b_; }
   /// Returns whether both directions (one, made one_way) have ended; result() is then final.
-  bool done() const noexcept { return ab_.ended && (!both_ || ba_.ended); }
+  bool done() const noexcept { return ab_.ended && ba_.ended; }
   /// Returns whether a direction has more ready now (step::again): advance(0) again without waiting,
   /// after other ready work.
-  bool busy() const noexcept { return (!ab_.ended && ab_.s == step::again) || (both_ && !ba_.ended && ba_.s == step::again); }
+  bool busy() const noexcept { return (!ab_.ended && ab_.s == step::again) || (!ba_.ended && ba_.s == step::again); }
   /// Returns the bytes taken from a source and not yet written, in both directions.
-  std::size_t held() const noexcept { return ab_.c->held() + (both_ ? ba_.c->held() : 0); }
+  std::size_t held() const noexcept { return ab_.c.held() + (both_ ? ba_.c.held() : 0); }
 
   /// Runs the directions that `came` wakes (ready bits), and those that did their share last time;
   /// returns the ready bits both wait for now. The first call runs both. Blocks SIGPIPE meanwhile.
@@ -101,9 +99,9 @@ class duplex {
     if (!started_) start();
     run(ab_, came & ready::a_in, came & ready::b_out, scope);
     settle(ab_, b_, ba_);  // first: an error here stops the other before it runs
-    if (both_) run(ba_, came & ready::b_in, came & ready::a_out, scope), settle(ba_, a_, ab_);
-    return (ab_.ended ? 0 : bits(ab_.s, ready::a_in, ready::b_out)) |
-           (!both_ || ba_.ended ? 0 : bits(ba_.s, ready::b_in, ready::a_out));
+    run(ba_, came & ready::b_in, came & ready::a_out, scope);
+    settle(ba_, a_, ab_);
+    return (ab_.ended ? 0 : bits(ab_.s, ready::a_in, ready::b_out)) | (ba_.ended ? 0 : bits(ba_.s, ready::b_in, ready::a_out));
   }
 
   /// Ends both directions with ec from op (a driver's deadline, a cancellation); bytes held count
@@ -111,7 +109,7 @@ class duplex {
   void stop(std::error_code ec, const char* op) noexcept {
     if (!error_) error_ = ec, op_ = op;
     for (way* w : {&ab_, &ba_})
-      if (w->c && !w->ended) w->c->stop(ec, op), w->ended = true;
+      if (!w->ended) w->c.stop(ec, op), w->ended = true;
   }
   /// Ends both directions for the driver's idle timeout: std::errc::timed_out from "idle".
   void expire() noexcept { stop(std::make_error_code(std::errc::timed_out), "idle"); }
@@ -119,8 +117,8 @@ class duplex {
   /// Returns what each direction did (b_to_a stays empty made one_way), and the first error.
   proxy_result result() const noexcept {
     proxy_result r;
-    r.a_to_b = ab_.c->result();
-    if (both_) r.b_to_a = ba_.c->result();
+    r.a_to_b = ab_.c.result();
+    if (both_) r.b_to_a = ba_.c.result();
     r.error = error_;
     r.op = error_ ? op_ : "";
     return r;
@@ -128,7 +126,8 @@ class duplex {
 
  private:
   struct way {
-    std::optional<Copier> c;
+    way(int dst, int src, std::uint64_t limit, const options& o, const Sys& sys) noexcept : c(dst, src, limit, o, sys) {}
+    Copier c;
     step s = step::again;  // what it waits for; again: nothing, run it
     bool ended = false;
   };
@@ -169,19 +168,19 @@ class duplex {
 
   void begin(way& w, const detail::end& src, const detail::end& dst) noexcept {
     const char* op = "";
-    if (auto ec = static_cast<copier<Sys>&>(*w.c).begin(src, dst, op)) w.c->stop(ec, op), w.s = step::done;
+    if (auto ec = static_cast<copier<Sys>&>(w.c).begin(src, dst, op)) w.c.stop(ec, op), w.s = step::done;
   }
 
   // refuse ends both directions with the same error, before they began.
   void refuse(std::error_code ec, const char* op) noexcept {
     error_ = ec, op_ = op;
     for (way* w : {&ab_, &ba_})
-      if (w->c) w->c->stop(ec, op), w->ended = true;
+      if (!w->ended) w->c.stop(ec, op), w->ended = true;
   }
 
   static void run(way& w, bool src_came, bool dst_came, sigpipe_scope& scope) noexcept {
     const bool reads = w.s == step::read || w.s == step::either, writes = w.s == step::write || w.s == step::either;
-    if (!w.ended && (w.s == step::again || (reads && src_came) || (writes && dst_came))) w.s = w.c->advance(scope);
+    if (!w.ended && (w.s == step::again || (reads && src_came) || (writes && dst_came))) w.s = w.c.advance(scope);
   }
 
   // settle handles a direction that has just ended: end of file is passed on with a half-close,
@@ -189,13 +188,13 @@ class duplex {
   void settle(way& w, int dst, way& other) noexcept {
     if (w.s != step::done || w.ended) return;
     w.ended = true;
-    if (!w.c->result().error) {
+    if (!w.c.result().error) {
       if (both_) sys_.shutdown(dst, SHUT_WR);
       return;
     }
-    if (!error_) error_ = w.c->result().error, op_ = w.c->result().op;
-    if (other.c && !other.ended)
-      other.c->stop(std::make_error_code(std::errc::operation_canceled), "proxy"), other.ended = true;
+    if (!error_) error_ = w.c.result().error, op_ = w.c.result().op;
+    if (!other.ended)
+      other.c.stop(std::make_error_code(std::errc::operation_canceled), "proxy"), other.ended = true;
   }
 
   static unsigned bits(step s, unsigned src_in, unsigned dst_out) noexcept {
@@ -205,7 +204,7 @@ class duplex {
   Sys sys_;
   int a_, b_;
   bool nodelay_, both_;
-  way ab_, ba_;  // a -> b, and b -> a (absent made one_way)
+  way ab_, ba_;  // a -> b, and b -> a (never started, made one_way)
   std::error_code error_;
   const char* op_ = "";
   bool started_ = false, valid_ = true, mask_sigpipe_ = true;
