@@ -6,6 +6,7 @@
 #include <system_error>
 #include <utility>
 
+#include "detail/moves.hpp"
 #include "detail/mover.hpp"
 #include "error.hpp"
 #include "options.hpp"
@@ -22,24 +23,16 @@ class duplex;
 static_assert(int(detail::waits_on::src) == int(step::read) && int(detail::waits_on::dst) == int(step::write) &&
               int(detail::waits_on::either) == int(step::either) && int(detail::waits_on::nothing) == int(step::again));
 
-/// allow_blocking lets a copier run over blocking fds, whose system calls then block: copy() does,
-/// as it has nothing else to do meanwhile.
-struct allow_blocking_t {};
-inline constexpr allow_blocking_t allow_blocking{};
-
-/// copier moves bytes from src to dst, in as many advance() calls as it takes: each moves what it
-/// can without waiting and says what it waits for. Bytes taken from src and not yet written stay
-/// inside it (in its pipe or buffer) across calls, and are written first on the next. The route
-/// (sendfile, copy_file_range, splice through a pooled pipe or straight from a pipe, user space) is
-/// chosen once from what the ends are; detail/mover.hpp moves the chunks, and this class keeps the
-/// count, the limit and the lifecycle. Every route reads and writes at the fds' file offsets and
-/// advances them by exactly the bytes moved.
+/// copier moves bytes from src to dst in as many advance() calls as it takes: each moves what it can
+/// without waiting and says what it waits for. Bytes taken from src and not yet written (in its pipe
+/// or buffer) are written first on the next call. The route is chosen once from what the ends are;
+/// detail/mover.hpp moves the chunks, this class keeps the count, the limit and the lifecycle. Every
+/// route moves the fds' file offsets by exactly the bytes moved, as read(2) and write(2) do.
 ///
-/// Socket and pipe ends must be O_NONBLOCK, so that advance() never blocks: otherwise the first
-/// advance() ends the copy with errc::blocking_fd from "fd" (unless made with allow_blocking). A
-/// regular file is always ready and never waited on. A copier waits only after the fd it names said
-/// EAGAIN, so edge-triggered readiness is sound. It must be the only reader of a src pipe and the
-/// only writer of a dst pipe. Sys is the system-call seam (system_calls.hpp).
+/// Socket and pipe ends must be O_NONBLOCK (else errc::blocking_fd from "fd", unless made with
+/// allow_blocking); a regular file is always ready and never waited on. It waits only after the fd
+/// it names said EAGAIN, so edge-triggered readiness is sound. It must be the only reader of a src
+/// pipe and the only writer of a dst pipe. Sys is the system-call seam (system_calls.hpp).
 /// Not thread-safe: one copier per direction of a connection, used by one thread at a time.
 template <class Sys = system_calls>
 class copier {
@@ -93,8 +86,7 @@ class copier {
   enum class phase { fresh, running, ending /* src ended or limit reached: flush what is held */, done };
 
   static detail::route_settings<pipe_pool> settings(options& o) noexcept {
-    if (!o.pool) o.pool = &pipe_pool::shared();
-    return {o.pool, o.buffer_size, o.max_splice, o.userspace, o.splice_from_unix};
+    return {o.pool = o.pool ? o.pool : &pipe_pool::shared(), o.buffer_size, o.max_splice, o.userspace, o.splice_from_unix};
   }
 
   // run is advance(): it moves what it can, reading what each move returns, and says what it waits for.
@@ -108,12 +100,12 @@ class copier {
       if (held() == 0 && (phase_ == phase::ending || remaining_ == 0)) return end(), step::done;
       if (mover_.rules().yields(result_.bytes - at_entry)) return step::again;
       const bool flushing = held() > 0;
-      const detail::moved m = flushing ? mover_.flush() : mover_.take(chunk());
+      const detail::moved m = flushing ? mover_.flush() : mover_.take(remaining_);
       count(m, !flushing);
       if (m.n > 0) continue;
       if (m.n == 0) phase_ = phase::ending;
       else if (m.blocked()) return static_cast<step>(m.wait);
-      else if (!mover_.recovered(m, flushing)) return fail(scope, error_of(m), m.op, m.raises);
+      else if (!mover_.recovered(m, flushing)) return fail(scope, detail::error_of(m.err), m.op, m.raises);
     }
     return step::done;
   }
@@ -133,12 +125,10 @@ class copier {
   // begin checks what the ends are and plans the route (the duplex inspects them once for both).
   std::error_code begin(const detail::end& s, const detail::end& d, const char*& op) noexcept {
     phase_ = phase::running;
-    if (!s.readable()) return op = "fd", errc::not_readable;
-    if (!d.writable()) return op = "fd", errc::not_writable;
-    if (!blocking_ok_ && ((!s.always_ready && !s.nonblocking) || (!d.always_ready && !d.nonblocking)))
-      return op = "fd", errc::blocking_fd;
-    mover_.begin(src_, dst_, s, d);
-    return {};
+    op = "fd";
+    if (!s.readable() || !d.writable()) return s.readable() ? errc::not_writable : errc::not_readable;
+    if (!blocking_ok_ && (s.blocks() || d.blocks())) return errc::blocking_fd;
+    return op = "", mover_.begin(src_, dst_, s, d), std::error_code{};
   }
 
   // count keeps the tally from what a move returned: bytes taken from src, bytes into dst.
@@ -151,18 +141,8 @@ class copier {
     if (m.kernel) spliced_ += std::uint64_t(m.n), result_.spliced = true;
   }
 
-  std::size_t chunk() const noexcept { return std::size_t(std::min<std::uint64_t>(remaining_, detail::max_call)); }
-
-  static std::error_code error_of(const detail::moved& m) noexcept {
-    if (m.err == detail::wrote_nothing) return errc::wrote_nothing;
-    if (m.err == detail::out_of_memory) return std::make_error_code(std::errc::not_enough_memory);
-    return {m.err, std::system_category()};
-  }
-
   step fail(sigpipe_scope& scope, std::error_code ec, const char* op, bool raises) noexcept {
-    if (raises) scope.note(ec);
-    stop(ec, op);
-    return step::done;
+    return raises ? scope.note(ec) : void(), stop(ec, op), step::done;
   }
 
   // end gives the pipe back, and tells the pool's counters what the copy moved.

@@ -76,6 +76,17 @@ inline const std::error_category& category() noexcept {
 /// Returns e as a std::error_code in category().
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }
 
+namespace detail {
+/// error_of says a failed move's err (detail/moves.hpp: errno, or a value no call returned) as an
+/// error_code: errno in the system category, an empty write as errc::wrote_nothing, a buffer that
+/// could not be had as std::errc::not_enough_memory.
+inline std::error_code error_of(int err) noexcept {
+  if (err == -1) return make_error_code(errc::wrote_nothing);
+  if (err == -2) return std::make_error_code(std::errc::not_enough_memory);
+  return {err, std::system_category()};
+}
+}  // namespace detail
+
 }  // namespace splice_lib
 
 namespace std {

@@ -9,6 +9,11 @@ namespace splice_lib {
 
 class pipe_pool;
 
+/// allow_blocking lets a copier run over blocking fds, whose system calls then block: copy() does,
+/// as it has nothing else to do meanwhile.
+struct allow_blocking_t {};
+inline constexpr allow_blocking_t allow_blocking{};
+
 /// How a copy moves its bytes. copy(), copier and proxy() check the options before they touch an
 /// fd: a zero buffer_size, max_splice or max_advance ends the copy with errc::invalid_options from
 /// "options". The defaults and where each was measured: see detail/policy.hpp.

@@ -47,28 +47,28 @@ class mover {
   std::size_t held() const noexcept { return pipe_.held() + buf_.size(); }
   const policy& rules() const noexcept { return policy_; }
 
-  /// take moves at most n bytes out of src (into dst on a route without a pipe of ours).
-  /// Invariant: nothing is held.
-  moved take(std::size_t n) noexcept {
+  /// take moves at most n bytes out of src (into dst on a route without a pipe of ours), and no
+  /// more than one call of the route asks for. Invariant: nothing is held.
+  moved take(std::uint64_t limit) noexcept {
     if (adaptive_) choose();
-    n = std::min(n, set_.max_splice);
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(limit, std::min(set_.max_splice, max_call)));
     moved m;
     switch (route_) {
-      case route::user: return read_in(n);
+      case route::user: return read_in(limit);
       case route::relay:
         m = drain(sys_, src_, pipe_, n);
         if (m.n > 0) policy_.spliced(std::size_t(m.n), pipe_.capacity(), n);
-        if (urgent(m)) return read_in(n);
+        if (urgent(m)) return read_in(limit);
         if (m.blocked()) pipe_.reset();  // an idle copy holds no pipe; the next take gets one again
         return m;
       case route::direct:
         m = splice_through(sys_, src_, dst_, n, plan_, pipe_end_ready_);
         pipe_end_ready_ = m.pipe_ready;
-        return urgent(m) ? read_in(n) : m;
+        return urgent(m) ? read_in(limit) : m;
       case route::sendfile: return send_through(sys_, src_, dst_, n);
       case route::copy_range:
         m = copy_through(sys_, src_, dst_, n);
-        if (m.n == 0 && !moved_any_) return to_user(), read_in(n);  // procfs, sysfs: size 0, yet bytes
+        if (m.n == 0 && !moved_any_) return to_user(), read_in(limit);  // procfs, sysfs: size 0, yet bytes
         moved_any_ |= m.n > 0;
         return m;
     }
@@ -98,9 +98,11 @@ class mover {
   }
 
  private:
-  moved read_in(std::size_t n) noexcept {
+  // read_in reads at most limit bytes, and at most a buffer's worth.
+  moved read_in(std::uint64_t limit) noexcept {
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(limit, set_.buffer_size));
     const moved m = detail::read_in(sys_, src_, buf_, n, set_.buffer_size, plan_);
-    policy_.read(m.n > 0 ? std::size_t(m.n) : 0, std::min(n, set_.buffer_size));
+    policy_.read(m.n > 0 ? std::size_t(m.n) : 0, n);
     pipe_end_ready_ &= m.n <= 0;
     return m;
   }

@@ -22,7 +22,7 @@ namespace splice_lib::detail {
 enum class waits_on : unsigned char { src, dst, either, nothing /* call again: a file end */ };
 
 /// Values of moved::err that no call returned, so no errno: a write into dst that asked for bytes
-/// moved none, and the user-space buffer could not be allocated.
+/// moved none, and the user-space buffer could not be allocated (error.hpp's detail::error_of).
 inline constexpr int wrote_nothing = -1, out_of_memory = -2;
 
 /// moved is what one move did. n > 0: bytes moved; n == 0: src is at its end; n < 0: `op` failed

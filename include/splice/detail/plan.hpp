@@ -27,6 +27,8 @@ struct end {
 
   bool readable() const noexcept { return (flags & O_ACCMODE) != O_WRONLY; }
   bool writable() const noexcept { return (flags & O_ACCMODE) != O_RDONLY; }
+  /// A system call on it may block: a socket or pipe without O_NONBLOCK (a file is always ready).
+  bool blocks() const noexcept { return !always_ready && !nonblocking; }
   /// Splice moves bytes out of it: TCP, a pipe, a regular file; a unix socket only when asked.
   bool splices_out(bool from_unix) const noexcept {
     return kind == end_kind::tcp || kind == end_kind::pipe || kind == end_kind::file ||
