@@ -180,6 +180,48 @@ TEST_CASE("async_copy with a callback runs it once, never inside the initiating 
   CHECK(r.src.native_non_blocking());
 }
 
+namespace {
+/// An allocator that counts what it hands out, for a handler to carry.
+template <class T>
+struct counting_allocator {
+  using value_type = T;
+  int* count;
+  explicit counting_allocator(int* c) : count(c) {}
+  template <class U>
+  counting_allocator(const counting_allocator<U>& o) : count(o.count) {}
+  T* allocate(std::size_t n) { return ++*count, std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) { std::allocator<T>().deallocate(p, n); }
+  template <class U>
+  bool operator==(const counting_allocator<U>& o) const { return count == o.count; }
+  template <class U>
+  bool operator!=(const counting_allocator<U>& o) const { return count != o.count; }
+};
+
+/// A handler whose associated allocator is a counting_allocator.
+struct allocating_handler {
+  using allocator_type = counting_allocator<void>;
+  int* count;
+  splice::result* out;
+  allocator_type get_allocator() const noexcept { return allocator_type(count); }
+  void operator()(error_code, splice::result r) { *out = r; }
+};
+}  // namespace
+
+TEST_CASE("async_copy allocates its operation with the handler's associated allocator", "[asio]") {
+  net::io_context ctx;
+  relay r(ctx);
+  const auto data = payload(1 << 20, 40);
+  int allocations = 0;
+  splice::result res;
+  const auto got = through(r, data, [&] {
+    splice::async_copy(r.dst, r.src, allocating_handler{&allocations, &res});
+    CHECK(allocations == 1);  // the operation, once
+    ctx.run();
+  });
+  CHECK(res.bytes == data.size());
+  CHECK((got == data));
+}
+
 TEST_CASE("async_copy with use_awaitable and as_tuple(use_awaitable) in a coroutine", "[asio]") {
   net::io_context ctx;
   relay r(ctx);
