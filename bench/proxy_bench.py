@@ -393,6 +393,13 @@ def find_proxies(build, skipped):
         short = prog.split("_")[0]
         ps.append(Proxy(short, prog, "example", path, program=prog))
         ps.append(Proxy(f"{short}-us", f"{prog} --userspace", "example", path, ["--userspace"], program=prog))
+    # BASELINE=DIR: the example proxies of another build (an earlier commit, say) beside these, so
+    # that a change is measured against what it replaces in the same run.
+    base = os.environ.get("BASELINE")
+    for prog in ("epoll_proxy", "tcp_proxy", "asio_proxy") if base else ():
+        path = os.path.join(base, "examples", prog)
+        if os.access(path, os.X_OK):
+            ps.append(Proxy(prog.split("_")[0] + "-base", f"{prog} (baseline)", "example", path, program=prog))
     if shutil.which("haproxy"):
         ps.append(Proxy("haproxy-splice", "HAProxy splice", "haproxy", flags=["splice"], program="haproxy"))
         ps.append(Proxy("haproxy", "HAProxy no splice", "haproxy", program="haproxy"))

@@ -128,7 +128,7 @@ def pair_ratio(rows, a, b, fn, **kv):
 
 PAIRS = [("epoll", "haproxy-splice"), ("epoll", "go"), ("tcp", "haproxy-splice"), ("asio", "haproxy-splice"),
          ("epoll", "epoll-us"), ("tcp", "tcp-us"), ("asio", "asio-us"), ("haproxy-splice", "haproxy"),
-         ("go", "haproxy-splice")]
+         ("go", "haproxy-splice"), ("epoll", "epoll-base"), ("tcp", "tcp-base"), ("asio", "asio-base")]
 
 
 def pairs_present(rows):
