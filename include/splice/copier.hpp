@@ -2,6 +2,7 @@
 #ifndef SPLICE_COPIER_HPP_
 #define SPLICE_COPIER_HPP_
 
+#include <chrono>
 #include <cstdint>
 #include <system_error>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "error.hpp"
 #include "options.hpp"
 #include "pipe_pool.hpp"
+#include "rate_limit.hpp"
 #include "system_calls.hpp"
 #include "result.hpp"
 #include "sigpipe.hpp"
@@ -40,7 +42,7 @@ class copier {
   /// Prepares to copy at most limit bytes from src to dst. Touches neither fd.
   copier(int dst, int src, std::uint64_t limit = no_limit, const options& opt = {}, Sys sys = {}) noexcept
       : opt_(opt), mover_(std::move(sys), settings(opt_), {opt.max_advance, opt.splice_after, opt.small_splice}),
-        dst_(dst), src_(src), remaining_(limit) {}
+        meter_(opt.rate), dst_(dst), src_(src), remaining_(limit) {}
   /// The same, accepting blocking fds: advance() then blocks in the system calls.
   copier(allow_blocking_t, int dst, int src, std::uint64_t limit, const options& opt, Sys sys) noexcept
       : copier(dst, src, limit, opt, std::move(sys)) {
@@ -55,6 +57,8 @@ class copier {
   const splice_lib::result& result() const noexcept { return result_; }
   /// Returns the bytes taken from src and not yet written to dst (in the pipe or the buffer).
   std::size_t held() const noexcept { return mover_.held(); }
+  /// Returns when to advance() again after step::later.
+  std::chrono::steady_clock::time_point wake_at() const noexcept { return meter_.wake_at(); }
 
   /// Moves bytes until src is empty or dst is full, the limit is reached, src ends, an error, or
   /// options::max_advance bytes; then says what it waits for. Blocks SIGPIPE for its duration.
@@ -100,7 +104,10 @@ class copier {
       if (held() == 0 && (phase_ == phase::ending || remaining_ == 0)) return end(), step::done;
       if (mover_.rules().yields(result_.bytes - at_entry)) return step::again;
       const bool flushing = held() > 0;
-      const detail::moved m = flushing ? mover_.flush() : mover_.take(remaining_);
+      const std::uint64_t allowed = flushing ? 0 : meter_.allow(remaining_, mover_.sys());
+      if (!flushing && allowed == 0) return mover_.release(), step::later;  // waiting, it holds no pipe
+      const detail::moved m = flushing ? mover_.flush() : mover_.take(allowed);
+      if (!flushing) meter_.used(m.n, m.blocked() && m.wait == detail::waits_on::src);
       count(m, !flushing);
       if (m.n > 0) continue;
       if (m.n == 0) phase_ = phase::ending;
@@ -149,11 +156,13 @@ class copier {
   void end() noexcept {
     phase_ = phase::done;
     mover_.release();
+    meter_.end();
     opt_.pool->record(spliced_, result_.bytes - spliced_);
   }
 
   options opt_;
   detail::mover<Sys, pipe_pool> mover_;
+  detail::metered meter_;  // options::rate, if any
   int dst_, src_;
   std::uint64_t remaining_;    // bytes src may still give before the limit
   std::uint64_t spliced_ = 0;  // of result_.bytes, those a kernel route moved

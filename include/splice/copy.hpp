@@ -19,7 +19,9 @@ namespace splice_lib {
 /// or pipe says EAGAIN. If the kernel refuses a pair, or no pipe can be had, user space takes over
 /// without losing a byte. SIGPIPE never reaches the process: it is blocked around each step of the
 /// copy, never across a wait (see sigpipe_scope). A failed wait ends the copy with its error from
-/// "poll"; nothing is retried without a wait in between, so a copy never spins.
+/// "poll"; nothing is retried without a wait in between, so a copy never spins. A copy with a
+/// rate_limit (options::rate) sleeps until it may go on, with the poller's wait_until if it has one:
+/// the poller's deadline still applies.
 ///
 /// Over blocking fds the copy waits inside read, splice or sendfile, where no poller and no
 /// timeout applies: a copy that must end by a deadline needs non-blocking fds and a poller with
@@ -37,6 +39,10 @@ result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options
       case step::either:
         if constexpr (detail::has_wait_either<Poller>) ec = poller.wait_either(src, dst);
         break;  // without it, the next advance() names one fd
+      case step::later:  // the rate limit has no bytes for it yet
+        if constexpr (detail::has_wait_until<Poller>) ec = poller.wait_until(c.wake_at());
+        else ec = detail::sleep_until(c.wake_at());
+        break;
       case step::read: ec = poller.wait_readable(src); break;
       case step::write: ec = poller.wait_writable(dst); break;
     }

@@ -8,6 +8,7 @@
 namespace splice_lib {
 
 class pipe_pool;
+class rate_limit;
 
 /// allow_blocking lets a copier run over blocking fds, whose system calls then block: copy() does,
 /// as it has nothing else to do meanwhile.
@@ -22,6 +23,9 @@ struct options {
   bool userspace = false;
   /// Where pipes come from; nullptr means pipe_pool::shared().
   pipe_pool* pool = nullptr;
+  /// The token bucket that bounds this copy's rate (rate_limit.hpp), shared or its own; nullptr:
+  /// none. It must outlive the copy.
+  rate_limit* rate = nullptr;
   /// Size of the user-space buffer, allocated only when the user-space path runs.
   std::size_t buffer_size = std::size_t(64) << 10;
   /// Most bytes asked of one splice(2), sendfile(2) or copy_file_range(2) call.

@@ -49,6 +49,13 @@ template <class P>
 inline constexpr bool has_wait_until<
     P, std::void_t<decltype(std::declval<P&>().wait_until(std::declval<std::chrono::steady_clock::time_point>()))>> =
     true;
+
+/// sleep_until sleeps the calling thread until t (EINTR sleeps again for what is left).
+inline std::error_code sleep_until(std::chrono::steady_clock::time_point t) noexcept {
+  while (detail::clock_type::now() < t)
+    if (::poll(nullptr, 0, detail::ms_until(t)) < 0 && errno != EINTR) return detail::last_error();
+  return {};
+}
 }  // namespace detail
 
 #if defined(__cpp_concepts)
@@ -80,10 +87,7 @@ class poll_poller {
   std::error_code wait_either(int r, int w) noexcept { return wait(r, POLLIN, w, POLLOUT); }
   /// Sleeps until t, or until the deadline with timed_out.
   std::error_code wait_until(std::chrono::steady_clock::time_point t) noexcept {
-    if (t >= deadline_) return wait(-1, 0, -1, 0);
-    while (detail::clock_type::now() < t)
-      if (::poll(nullptr, 0, detail::ms_until(t)) < 0 && errno != EINTR) return detail::last_error();
-    return {};
+    return t >= deadline_ ? wait(-1, 0, -1, 0) : detail::sleep_until(t);
   }
 
  private:

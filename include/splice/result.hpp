@@ -44,6 +44,7 @@ enum class step {
            ///< advance() again at once; that call names one fd.
   again,   ///< nothing: more is ready, but this call did its share (options::max_advance). Call
            ///< advance() again after other ready work; never wait on a poller for it.
+  later,   ///< the time copier::wake_at(): the copy's rate_limit has no bytes for it before then
   done,    ///< nothing: the copy has ended; result() says how
 };
 
