@@ -24,12 +24,12 @@
 #include <csignal>
 #include <cstring>
 
-#include "splice/detail/fd.hpp"
+#include "splice/fd.hpp"
 #include "splice/poller.hpp"
 
 namespace test {
 
-using fd = splice_lib::detail::unique_fd;
+using fd = splice_lib::unique_fd;
 
 /// A poller that counts its waits and forwards them to poll_poller.
 struct counting_poller {
