@@ -181,6 +181,9 @@ TEST_CASE("IPv4-mapped IPv6 ends are sent as TCP4 and INET", "[proxy_protocol]")
   CHECK(text(h.dst) == "10.0.0.2 80");
   const auto c = ip("10.0.0.3", 7);  // mapped beside plain IPv4 is still two IPv4 ends
   CHECK(v1(a, c) == "PROXY TCP4 10.0.0.1 10.0.0.3 1234 7\r\n");
+  const auto d = ip("2001:db8::9", 9);  // mapped beside real IPv6 stays IPv6: nothing is lost
+  CHECK(v1(a, d) == "PROXY TCP6 ::ffff:10.0.0.1 2001:db8::9 1234 9\r\n");
+  CHECK(static_cast<unsigned char>(v2(&a, &d)[13]) == 0x21);
 }
 
 TEST_CASE("v2 PROXY over INET, INET6 and UNIX, and LOCAL, round trip with TLVs", "[proxy_protocol]") {

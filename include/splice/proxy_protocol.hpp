@@ -186,11 +186,12 @@ inline proxy_parse_result parse_proxy_header(const void* data, std::size_t n, pr
 }
 
 /// build_proxy_v1 writes the v1 line for a connection from src to dst into out[0..cap) and returns
-/// its length (at most 107), or 0 if it does not fit. Two IPv4 ends give TCP4 (IPv4-mapped IPv6
-/// ones too), two IPv6 ends TCP6, anything else (a mix, another family, null) UNKNOWN. src and dst
-/// point to a whole sockaddr_in or sockaddr_in6 when their family says so.
+/// its length (at most 107), or 0 if it does not fit. Two IPv4 ends give TCP4, IPv4-mapped IPv6
+/// ones included; two IPv6 ends TCP6 (one of them may be mapped); anything else (IPv4 beside real
+/// IPv6, another family, null) UNKNOWN. src and dst point to a whole sockaddr_in or sockaddr_in6
+/// when their family says so.
 inline std::size_t build_proxy_v1(void* out, std::size_t cap, const sockaddr* src, const sockaddr* dst) noexcept {
-  return detail::put_v1(static_cast<char*>(out), cap, detail::ip_of(src), detail::ip_of(dst));
+  return detail::put_v1(static_cast<char*>(out), cap, src, dst);
 }
 
 /// proxy_v2_extras is what a v2 header carries after its addresses.
@@ -204,9 +205,9 @@ struct proxy_v2_extras {
 
 /// build_proxy_v2 writes a v2 PROXY header for a connection from src to dst into out[0..cap) and
 /// returns its length, or 0 if it does not fit or a TLV is invalid (null value with a length, a
-/// CRC32C one beside extras.crc32c). Two IPv4 ends give INET (IPv4-mapped IPv6 ones too), two
-/// IPv6 ends INET6, two unix ends UNIX (a pathname up to its NUL, an abstract name whole), anything
-/// else UNSPEC, which carries no address. src and dst point to a whole sockaddr of their family.
+/// CRC32C one beside extras.crc32c). The ends give INET or INET6 as in build_proxy_v1, two unix
+/// ends UNIX (a pathname up to its NUL, an abstract name whole), anything else UNSPEC, which
+/// carries no address. src and dst point to a whole sockaddr of their family.
 inline std::size_t build_proxy_v2(void* out, std::size_t cap, const sockaddr* src, const sockaddr* dst,
                                   const proxy_v2_extras& extras = {}) noexcept {
   return detail::put_v2(static_cast<unsigned char*>(out), cap, detail::v2_proxy, detail::v2_block_of(src, dst),

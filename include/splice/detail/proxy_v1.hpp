@@ -256,12 +256,13 @@ inline bool put_text(char* out, std::size_t cap, std::size_t& at, const char* s)
   return true;
 }
 
-/// put_v1 writes the v1 line for a connection from s to d into out[0..cap) and returns its length,
-/// or 0 if it does not fit. Two IPv4 ends give TCP4, two IPv6 ends TCP6, anything else UNKNOWN.
-inline std::size_t put_v1(char* out, std::size_t cap, const ip_endpoint& s, const ip_endpoint& d) noexcept {
+/// put_v1 writes the v1 line for a connection from src to dst into out[0..cap) and returns its
+/// length, or 0 if it does not fit: TCP4 or TCP6 as ip_pair says, UNKNOWN for AF_UNSPEC.
+inline std::size_t put_v1(char* out, std::size_t cap, const sockaddr* src, const sockaddr* dst) noexcept {
   char line[v1_max + 1];
   std::size_t at = 0;
-  if (s.family == AF_UNSPEC || s.family != d.family) {
+  ip_endpoint s, d;
+  if (ip_pair(src, dst, s, d) == AF_UNSPEC) {
     put_text(line, sizeof line, at, "PROXY UNKNOWN\r\n");
   } else {
     char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN], ports[16];

@@ -111,13 +111,12 @@ struct v2_block {
   unsigned char bytes[216] = {};
 };
 
-/// v2_block_of lays out the addresses of a connection from src to dst: INET for two IPv4 ends
-/// (IPv4-mapped IPv6 included), INET6 for two IPv6 ends, UNIX for two unix ends, and UNSPEC with
-/// no address for anything else (a mix, another family, a null pointer).
+/// v2_block_of lays out the addresses of a connection from src to dst: INET or INET6 as ip_pair
+/// says, UNIX for two unix ends, and UNSPEC with no address for anything else.
 inline v2_block v2_block_of(const sockaddr* src, const sockaddr* dst) noexcept {
   v2_block b;
-  const ip_endpoint s = ip_of(src), d = ip_of(dst);
-  if (s.family != AF_UNSPEC && s.family == d.family) {
+  ip_endpoint s, d;
+  if (ip_pair(src, dst, s, d) != AF_UNSPEC) {
     const std::size_t w = s.family == AF_INET ? 4 : 16;
     b.family = s.family == AF_INET ? v2_inet : v2_inet6, b.size = 2 * w + 4;
     std::memcpy(b.bytes, s.addr, w);

@@ -55,10 +55,9 @@ struct ip_endpoint {
 inline std::uint16_t load16(const unsigned char* p) noexcept { return std::uint16_t(p[0] << 8 | p[1]); }
 inline void store16(unsigned char* p, std::uint32_t v) noexcept { p[0] = (v >> 8) & 0xFFu, p[1] = v & 0xFFu; }
 
-/// ip_of takes sa apart. An IPv4-mapped IPv6 address (::ffff:a.b.c.d) comes out as IPv4. sa must
-/// point to a whole sockaddr_in or sockaddr_in6 when its family says so; it may be null.
+/// ip_of takes sa apart. sa must point to a whole sockaddr_in or sockaddr_in6 when its family says
+/// so; it may be null.
 inline ip_endpoint ip_of(const sockaddr* sa) noexcept {
-  static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
   ip_endpoint e;
   if (sa && sa->sa_family == AF_INET) {
     sockaddr_in in;
@@ -69,13 +68,31 @@ inline ip_endpoint ip_of(const sockaddr* sa) noexcept {
   } else if (sa && sa->sa_family == AF_INET6) {
     sockaddr_in6 in6;
     std::memcpy(&in6, sa, sizeof in6);
-    const auto* a = reinterpret_cast<const unsigned char*>(&in6.sin6_addr);
-    const bool v4 = std::memcmp(a, mapped, 12) == 0;
-    e.family = v4 ? AF_INET : AF_INET6;
-    std::memcpy(e.addr, v4 ? a + 12 : a, v4 ? 4 : 16);
+    e.family = AF_INET6;
+    std::memcpy(e.addr, &in6.sin6_addr, 16);
     e.port = load16(reinterpret_cast<const unsigned char*>(&in6.sin6_port));
   }
   return e;
+}
+
+/// v4_mapped says whether e is an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
+inline bool v4_mapped(const ip_endpoint& e) noexcept {
+  static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  return e.family == AF_INET6 && std::memcmp(e.addr, prefix, 12) == 0;
+}
+
+/// ip_pair takes the ends of a connection apart and returns the family a header gives them:
+/// AF_INET when both are IPv4 or IPv4-mapped IPv6 (then both come out as IPv4), AF_INET6 when both
+/// are IPv6 (one may be mapped), AF_UNSPEC otherwise (not IP, or IPv4 beside real IPv6).
+inline int ip_pair(const sockaddr* src, const sockaddr* dst, ip_endpoint& s, ip_endpoint& d) noexcept {
+  s = ip_of(src), d = ip_of(dst);
+  const bool v4s = s.family == AF_INET || v4_mapped(s), v4d = d.family == AF_INET || v4_mapped(d);
+  if (v4s && v4d) {
+    for (ip_endpoint* e : {&s, &d})
+      if (e->family == AF_INET6) std::memmove(e->addr, e->addr + 12, 4), e->family = AF_INET;
+    return AF_INET;
+  }
+  return s.family == AF_INET6 && d.family == AF_INET6 ? AF_INET6 : AF_UNSPEC;
 }
 
 /// store_ip puts an IPv4 (4 bytes) or IPv6 (16 bytes) address and a port in network order into ss.
