@@ -5,6 +5,7 @@
 #ifndef SPLICE_PROXY_PROTOCOL_HPP_
 #define SPLICE_PROXY_PROTOCOL_HPP_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -85,9 +86,8 @@ class proxy_tlvs {
   bool empty() const noexcept { return begin() == end(); }
   /// Returns the first TLV of type t, or one whose value is nullptr.
   proxy_tlv find(std::uint8_t t) const noexcept {
-    for (const proxy_tlv tlv : *this)
-      if (tlv.type == t) return tlv;
-    return {};
+    const iterator it = std::find_if(begin(), end(), [t](const proxy_tlv& x) { return x.type == t; });
+    return it == end() ? proxy_tlv{} : *it;
   }
   /// Returns the bytes viewed.
   const unsigned char* data() const noexcept { return p_; }

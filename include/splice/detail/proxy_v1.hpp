@@ -4,6 +4,7 @@
 #ifndef SPLICE_DETAIL_PROXY_V1_HPP_
 #define SPLICE_DETAIL_PROXY_V1_HPP_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -100,7 +101,7 @@ inline fit scan_ipv6(const unsigned char* s, std::size_t n, bool ended, unsigned
   const int tail = gap < 0 ? 0 : count - gap;
   for (int k = 0; k < count; ++k) {
     const int at = (gap >= 0 && k >= gap) ? 8 - tail + (k - gap) : k;
-    store16(out + 2 * at, g[k]);
+    store16(out + 2 * std::size_t(at), g[k]);
   }
   return fit::whole;
 }
@@ -151,8 +152,8 @@ class v1_line {
   /// short_of is the verdict on a line that is valid so far but has no CRLF yet.
   pp_verdict short_of() const noexcept {
     if (cut_) return pp_bad("v1 header longer than 107 bytes");
-    const std::size_t crlf = n_ > 0 && p_[n_ - 1] == '\r' ? 1 : 2;
-    return pp_more(std::max(n_ < v1_min ? v1_min - n_ : 0, crlf));
+    const std::size_t ending = n_ > 0 && p_[n_ - 1] == '\r' ? 1 : 2;
+    return pp_more(std::max(n_ < v1_min ? v1_min - n_ : 0, ending));
   }
   /// crlf is the verdict at the byte after a field that must end the line.
   pp_verdict crlf(const char* why) noexcept {
@@ -221,22 +222,24 @@ inline pp_verdict parse_v1(const unsigned char* p, std::size_t n, pp_fields& out
   }
   const int af = kind == 0 ? AF_INET : AF_INET6;
   const auto space_next = [&line] { return !line.at_end() && line.peek() == ' '; };
+  // A field that is whole goes on; a bad one is refused for why; a partial one waits for more.
+  const auto stop = [&line](fit r, const char* why) { return r == fit::bad ? pp_bad(why) : line.short_of(); };
   unsigned char src[16], dst[16], ports[4];
   if (space_next()) return pp_bad(v1_spaces);
-  const fit a = v1_address(line, af, src);
-  if (a != fit::whole) return a == fit::bad ? pp_bad("v1 bad source address") : line.short_of();
+  fit r = v1_address(line, af, src);
+  if (r != fit::whole) return stop(r, "v1 bad source address");
   if (space_next()) return pp_bad(v1_spaces);
-  const fit b = v1_address(line, af, dst);
-  if (b != fit::whole) return b == fit::bad ? pp_bad("v1 bad destination address") : line.short_of();
+  r = v1_address(line, af, dst);
+  if (r != fit::whole) return stop(r, "v1 bad destination address");
   if (space_next()) return pp_bad(v1_spaces);
   const auto sp = line.next(' ');
-  const fit c = scan_port(sp.s, sp.n, sp.ended, ports);
-  if (c != fit::whole) return c == fit::bad ? pp_bad("v1 bad source port") : line.short_of();
+  r = scan_port(sp.s, sp.n, sp.ended, ports);
+  if (r != fit::whole) return stop(r, "v1 bad source port");
   line.skip();
   if (space_next()) return pp_bad(v1_spaces);
   const auto dp = line.until([](unsigned char c) { return !is_digit(c); });
-  const fit d = scan_port(dp.s, dp.n, dp.ended, ports + 2);
-  if (d != fit::whole) return d == fit::bad ? pp_bad("v1 bad destination port") : line.short_of();
+  r = scan_port(dp.s, dp.n, dp.ended, ports + 2);
+  if (r != fit::whole) return stop(r, "v1 bad destination port");
   const pp_verdict v = line.crlf("v1 expected CRLF after the destination port");
   if (v.state != pp_state::complete) return v;
   pp_fields f;
@@ -251,7 +254,7 @@ inline pp_verdict parse_v1(const unsigned char* p, std::size_t n, pp_fields& out
 inline bool put_text(char* out, std::size_t cap, std::size_t& at, const char* s) noexcept {
   const std::size_t n = std::strlen(s);
   if (n > cap - at) return false;
-  std::memcpy(out + at, s, n);
+  std::copy(s, s + n, out + at);  // no NUL: a header line is counted, not terminated
   at += n;
   return true;
 }

@@ -22,9 +22,9 @@ enum class pp_state { more, complete, bad };
 /// pp_verdict is a codec's answer: for more, n is a lower bound on the bytes still to come (at
 /// least 1); for complete, n is the header's length; for bad, reason says why.
 struct pp_verdict {
-  pp_state state;
-  std::size_t n;
-  const char* reason;
+  pp_state state = pp_state::more;
+  std::size_t n = 1;
+  const char* reason = "";
 };
 
 inline pp_verdict pp_more(std::size_t n) noexcept { return {pp_state::more, std::max<std::size_t>(n, 1), ""}; }
