@@ -3,7 +3,10 @@
 #ifndef SPLICE_SPLICE_HPP_
 #define SPLICE_SPLICE_HPP_
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "async_fwd.hpp"
@@ -16,6 +19,8 @@
 #include "pipe_pool.hpp"
 #include "poller.hpp"
 #include "proxy.hpp"
+#include "proxy_header_reader.hpp"
+#include "proxy_protocol.hpp"
 #include "result.hpp"
 #include "sigpipe.hpp"
 #include "system_calls.hpp"
@@ -52,6 +57,16 @@ struct splice {
   using pipe = splice_lib::pipe;
   using pipe_lease = splice_lib::pipe_lease;
   using errc = splice_lib::errc;
+  using proxy_header = splice_lib::proxy_header;
+  using proxy_header_options = splice_lib::proxy_header_options;
+  using proxy_parse_result = splice_lib::proxy_parse_result;
+  using proxy_status = splice_lib::proxy_status;
+  using proxy_tlv = splice_lib::proxy_tlv;
+  using proxy_tlvs = splice_lib::proxy_tlvs;
+  using proxy_tlv_type = splice_lib::proxy_tlv_type;
+  using proxy_v2_extras = splice_lib::proxy_v2_extras;
+  template <class Sys = system_calls>
+  using proxy_header_reader = splice_lib::proxy_header_reader<Sys>;
   using ready = splice_lib::ready;
   template <class Sys = system_calls>
   using copier = splice_lib::copier<Sys>;
@@ -63,6 +78,7 @@ struct splice {
   static constexpr splice_lib::one_way_t one_way{};
 
   static constexpr std::uint64_t no_limit = splice_lib::no_limit;
+  static constexpr std::chrono::milliseconds proxy_header_timeout = splice_lib::proxy_header_timeout;
   /// True when P meets the poller requirements (see poller.hpp); the C++20 concept is
   /// splice_lib::poller, since a class cannot hold a concept.
   template <class P>
@@ -102,6 +118,45 @@ struct splice {
   template <class Sys>
   static proxy_result proxy(int a, int b, const proxy_options& opt, Sys sys) noexcept {
     return splice_lib::proxy(a, b, opt, std::move(sys));
+  }
+
+  /// Parses the PROXY protocol header at the start of n bytes; see splice_lib::parse_proxy_header.
+  static proxy_parse_result parse_proxy_header(const void* data, std::size_t n, proxy_header& out,
+                                               const proxy_header_options& opt = {}) noexcept {
+    return splice_lib::parse_proxy_header(data, n, out, opt);
+  }
+  /// Writes a v1 header for a connection from src to dst; see splice_lib::build_proxy_v1.
+  static std::size_t build_proxy_v1(void* out, std::size_t cap, const sockaddr* src, const sockaddr* dst) noexcept {
+    return splice_lib::build_proxy_v1(out, cap, src, dst);
+  }
+  /// Writes a v2 PROXY header; see splice_lib::build_proxy_v2.
+  static std::size_t build_proxy_v2(void* out, std::size_t cap, const sockaddr* src, const sockaddr* dst,
+                                    const proxy_v2_extras& extras = {}) noexcept {
+    return splice_lib::build_proxy_v2(out, cap, src, dst, extras);
+  }
+  /// Writes a v2 LOCAL header; see splice_lib::build_proxy_v2_local.
+  static std::size_t build_proxy_v2_local(void* out, std::size_t cap, const proxy_v2_extras& extras = {}) noexcept {
+    return splice_lib::build_proxy_v2_local(out, cap, extras);
+  }
+  /// Returns the CRC-32C of n bytes, continuing from crc.
+  static std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc = 0) noexcept {
+    return splice_lib::crc32c(data, n, crc);
+  }
+  /// Reads the PROXY header at the start of fd, waiting on poller; see splice_lib::read_proxy_header.
+  template <class Poller, class Sys = system_calls, std::enable_if_t<is_poller_v<Poller>, int> = 0>
+  static proxy_header_reader<Sys> read_proxy_header(int fd, Poller& poller, const proxy_header_options& opt = {},
+                                                    Sys sys = {}) noexcept {
+    return splice_lib::read_proxy_header(fd, poller, opt, std::move(sys));
+  }
+  /// The same, waiting with poll(2) for at most timeout.
+  static proxy_header_reader<> read_proxy_header(int fd, std::chrono::milliseconds timeout = proxy_header_timeout,
+                                                 const proxy_header_options& opt = {}) noexcept {
+    return splice_lib::read_proxy_header(fd, timeout, opt);
+  }
+  /// Drives r until it is done, waiting on poller.
+  template <class Poller, class Sys, std::enable_if_t<is_poller_v<Poller>, int> = 0>
+  static std::error_code read_proxy_header(proxy_header_reader<Sys>& r, Poller& poller) noexcept {
+    return splice_lib::read_proxy_header(r, poller);
   }
 };
 
