@@ -177,6 +177,9 @@ splice::result copy_in_fiber(scheduler& s, int dst, int src, std::uint64_t limit
       case splice::step::again:  // more is ready: let the other fibers run first
         s.yield();
         break;
+      case splice::step::later:  // a rate limit (none here): a scheduler would park until c.wake_at()
+        s.yield();
+        break;
       case splice::step::done:
         return c.result();
     }

@@ -31,7 +31,7 @@ namespace splice_lib {
 /// same time, and a wait's completion never runs before the code that queued it has finished. After
 /// each advance the op queues the waits the duplex asks for and cancels, through its own
 /// cancellation signals, the ones it no longer asks for; a busy duplex (step::again) is posted to
-/// the strand. The operation completes, on the handler's associated executor, only once every wait,
+/// the strand, and one waiting for its rate_limit (step::later) gets a timer. The operation completes, on the handler's associated executor, only once every wait,
 /// post and timer it started has come back, so it never leaves a wait of its own queued on the
 /// caller's sockets. The op is allocated with the handler's associated allocator; the waits and
 /// posts hold it through shared_ptrs, the caller's cancellation slot only through a weak_ptr.
@@ -54,7 +54,7 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   relay_op(Handler handler, A& a, B& b, std::uint64_t limit, const proxy_options& opt, const Sys& sys)
       : handler_(std::move(handler)),
         work_(Net::work_guard(Net::associated_executor(handler_, a.get_executor()))),
-        strand_(Net::make_strand(a.get_executor())), a_(a), b_(b), idle_(opt.idle_timeout) {
+        strand_(Net::make_strand(a.get_executor())), a_(a), b_(b), wake_timer_(a.get_executor()), idle_(opt.idle_timeout) {
     if constexpr (both_ways) {
       d_.emplace(a.native_handle(), b.native_handle(), opt, sys);
       if (idle_.count() >= 0) timer_.emplace(a.get_executor());
@@ -135,6 +135,19 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
       if ((want_ & (1u << i)) && !slots_[i].pending) start_wait(i);
       else if (!(want_ & (1u << i))) cancel(slots_[i]);
     }
+    if (d_->wake_at() != detail::no_deadline && !wake_pending_) arm_wake(d_->wake_at());
+  }
+
+  // arm_wake sets the timer for a direction that waits for its rate_limit (step::later).
+  void arm_wake(clock::time_point at) {
+    wake_pending_ = true;
+    wake_timer_.expires_at(at);
+    wake_timer_.async_wait(Net::bind_executor(strand_, [self = this->shared_from_this()](const error_code&) {
+      self->wake_pending_ = false;
+      self->touch();
+      self->step(0);
+      self->maybe_complete();
+    }));
   }
 
   // start_wait queues the wait for ready bit 1 << i: a readable, a writable, b readable, b writable.
@@ -186,6 +199,7 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
     want_ = 0;
     for (wait_slot& w : slots_) cancel(w);
     if (timer_pending_) timer_->cancel();
+    if (wake_pending_) wake_timer_.cancel();
   }
 
   // cancel_due: terminal cancellation is honoured at once; partial and total only while no
@@ -223,7 +237,7 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
 
   // maybe_complete calls the handler once nothing of this op is queued anywhere.
   void maybe_complete() {
-    const bool queued = posted_ || timer_pending_ || std::any_of(std::begin(slots_), std::end(slots_), [](const wait_slot& w) {
+    const bool queued = posted_ || timer_pending_ || wake_pending_ || std::any_of(std::begin(slots_), std::end(slots_), [](const wait_slot& w) {
                           return w.pending;
                         });
     if (done_ || queued || !d_->done()) return;
@@ -246,7 +260,9 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   wait_slot slots_[4];  // for the ready bits a_in, a_out, b_in, b_out
   unsigned want_ = 0;   // what the duplex waits for
   bool posted_ = false;
-  std::optional<typename Net::template timer<typename A::executor_type>> timer_;
+  std::optional<typename Net::template timer<typename A::executor_type>> timer_;  // the idle timeout
+  typename Net::template timer<typename A::executor_type> wake_timer_;          // a rate limit's wake-up
+  bool wake_pending_ = false;
   std::chrono::milliseconds idle_;
   clock::time_point last_active_{};
   std::atomic<unsigned> cancel_requested_{0};

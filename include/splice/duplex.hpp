@@ -2,6 +2,8 @@
 #ifndef SPLICE_DUPLEX_HPP_
 #define SPLICE_DUPLEX_HPP_
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <system_error>
 #include <utility>
@@ -54,8 +56,9 @@ inline constexpr one_way_t one_way{};
 ///   half-closed connections work, and the other direction goes on;
 /// - the first error in either direction ends both: the other is stopped with
 ///   std::errc::operation_canceled from "proxy";
-/// - a direction runs when what it waits for has come (advance's `came`), or when it did its share
-///   of a busy stream (step::again), and advance() says what both wait for next.
+/// - a direction runs when what it waits for has come (advance's `came`), when it did its share of
+///   a busy stream (step::again), or when its rate_limit has bytes again (wake_at()), and advance()
+///   says what both wait for next.
 /// A driver waits for those bits (level- or edge-triggered: a direction waits only after EAGAIN),
 /// calls advance() with what came, and ends the duplex itself for what only it can see: stop(), or
 /// expire() for its idle timeout. Closes neither fd. Copier is copier<Sys>, or (tests) a type
@@ -85,6 +88,14 @@ class duplex {
   /// Returns whether a direction has more ready now (step::again): advance(0) again without waiting,
   /// after other ready work.
   bool busy() const noexcept { return (!ab_.ended && ab_.s == step::again) || (!ba_.ended && ba_.s == step::again); }
+  /// Returns when a direction waiting for its rate_limit may go on (no_deadline: none waits):
+  /// advance() runs it from then on, whatever came.
+  std::chrono::steady_clock::time_point wake_at() const noexcept {
+    auto t = detail::no_deadline;
+    for (const way* w : {&ab_, &ba_})
+      if (!w->ended && w->s == step::later) t = std::min(t, w->c.wake_at());
+    return t;
+  }
   /// Returns the bytes taken from a source and not yet written, in both directions.
   std::size_t held() const noexcept { return ab_.c.held() + (both_ ? ba_.c.held() : 0); }
 
@@ -97,9 +108,10 @@ class duplex {
   /// The same, for a caller that holds a sigpipe_scope in this thread across several advances.
   unsigned advance(unsigned came, sigpipe_scope& scope) noexcept {
     if (!started_) start();
-    run(ab_, came & ready::a_in, came & ready::b_out, scope);
+    const auto now = wake_at() == detail::no_deadline ? detail::clock_type::time_point{} : sys_.now();
+    run(ab_, came & ready::a_in, came & ready::b_out, now, scope);
     settle(ab_, b_, ba_);  // first: an error here stops the other before it runs
-    run(ba_, came & ready::b_in, came & ready::a_out, scope);
+    run(ba_, came & ready::b_in, came & ready::a_out, now, scope);
     settle(ba_, a_, ab_);
     return (ab_.ended ? 0 : bits(ab_.s, ready::a_in, ready::b_out)) | (ba_.ended ? 0 : bits(ba_.s, ready::b_in, ready::a_out));
   }
@@ -178,9 +190,12 @@ class duplex {
       if (!w->ended) w->c.stop(ec, op), w->ended = true;
   }
 
-  static void run(way& w, bool src_came, bool dst_came, sigpipe_scope& scope) noexcept {
+  // run advances a direction that what came wakes, that did its share (again), or whose rate
+  // limit has bytes for it by now (later).
+  static void run(way& w, bool src_came, bool dst_came, detail::clock_type::time_point now, sigpipe_scope& scope) noexcept {
     const bool reads = w.s == step::read || w.s == step::either, writes = w.s == step::write || w.s == step::either;
-    if (!w.ended && (w.s == step::again || (reads && src_came) || (writes && dst_came))) w.s = w.c.advance(scope);
+    const bool woken = w.s == step::again || (w.s == step::later && now >= w.c.wake_at());
+    if (!w.ended && (woken || (reads && src_came) || (writes && dst_came))) w.s = w.c.advance(scope);
   }
 
   // settle handles a direction that has just ended: end of file is passed on with a half-close,

@@ -2,6 +2,7 @@
 #ifndef SPLICE_PROXY_HPP_
 #define SPLICE_PROXY_HPP_
 
+#include <algorithm>
 #include <system_error>
 #include <utility>
 
@@ -17,7 +18,8 @@ namespace splice_lib {
 /// then returns: a duplex (see duplex.hpp for its rules: half-close, first error wins, TCP_NODELAY,
 /// non-blocking fds) driven by poll(2) on both fds. When neither fd becomes ready for
 /// opt.idle_timeout, it ends with std::errc::timed_out from "idle"; a failed poll ends it with
-/// poll's error. Closes neither fd.
+/// poll's error. A direction with a rate_limit (proxy_options::copy.rate) waits for its tokens in the
+/// same poll, by its timeout. Closes neither fd.
 template <class Sys = system_calls>
 proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) noexcept {
   duplex<Sys> d(a, b, opt, sys);
@@ -35,13 +37,15 @@ proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) no
     for (auto& p : fds)
       if (!p.events) p.fd = -1;
     const bool busy = d.busy();  // look, but do not wait
-    const int n = detail::retry([&] { return sys.poll(fds, 2, busy ? 0 : detail::ms_until(idle_until, sys.now())); });
+    const auto until = std::min(idle_until, d.wake_at());  // the idle timeout, or a rate limit's time
+    const int n = detail::retry([&] { return sys.poll(fds, 2, busy ? 0 : detail::ms_until(until, sys.now())); });
+    const auto now = sys.now();
     if (n < 0) {
       d.stop(detail::last_error(), "poll");
-    } else if (n == 0 && !busy && sys.now() >= idle_until) {
+    } else if (n > 0 || busy || now >= d.wake_at()) {
+      idle_until = detail::deadline_after(opt.idle_timeout, now);
+    } else if (now >= idle_until) {
       d.expire();
-    } else if (n > 0 || busy) {
-      idle_until = detail::deadline_after(opt.idle_timeout, sys.now());
     }
     came = ready::of(true, unsigned(fds[0].revents)) | ready::of(false, unsigned(fds[1].revents));
   }

@@ -32,15 +32,18 @@ class rate_limit {
     clock::time_point retry_at{};
   };
 
-  /// Fills at bytes_per_second up to burst bytes (at least 1 each); full at first.
-  rate_limit(std::uint64_t bytes_per_second, std::uint64_t burst) noexcept
+  /// Fills at bytes_per_second up to burst bytes (at least 1 each); full at first. A copy that uses
+  /// it also draws on `outer` (a bucket shared by many copies, say), if given: it gets what both
+  /// grant.
+  rate_limit(std::uint64_t bytes_per_second, std::uint64_t burst, rate_limit* outer = nullptr) noexcept
       : rate_(std::max<std::uint64_t>(bytes_per_second, 1)), burst_(std::max<std::uint64_t>(burst, 1)),
-        tokens_(double(burst_)) {}
+        outer_(outer), tokens_(double(burst_)) {}
   rate_limit(const rate_limit&) = delete;
   rate_limit& operator=(const rate_limit&) = delete;
 
   std::uint64_t rate() const noexcept { return rate_; }
   std::uint64_t burst() const noexcept { return burst_; }
+  rate_limit* outer() const noexcept { return outer_; }
 
   /// take grants at most want bytes at `now`: what the bucket holds, up to the fair share. With
   /// nothing to grant it says when quantum() bytes (or want, if fewer) will be there.
@@ -98,6 +101,7 @@ class rate_limit {
 
   const std::uint64_t rate_, burst_;
   mutable std::mutex mu_;
+  rate_limit* const outer_;
   double tokens_;
   clock::time_point last_{};
   unsigned waiting_ = 0;
@@ -109,17 +113,22 @@ namespace detail {
 /// the chunk under way, and when to ask again.
 class metered {
  public:
-  explicit metered(rate_limit* limit) noexcept : limit_(limit) {}
+  explicit metered(rate_limit* limit) noexcept : limit_(limit), outer_(limit ? limit->outer() : nullptr) {}
 
-  /// allow returns how many of want bytes may move now; 0: none until wake_at().
+  /// allow returns how many of want bytes may move now (what the bucket and its outer one both
+  /// grant); 0: none until wake_at().
   template <class Sys>
   std::uint64_t allow(std::uint64_t want, Sys& sys) noexcept {
     if (!limit_) return want;
-    if (!joined_) limit_->join(), joined_ = true;
-    const auto g = limit_->take(std::size_t(std::min<std::uint64_t>(want, SIZE_MAX)), sys.now());
-    granted_ = g.bytes;
-    wake_at_ = g.retry_at;
-    return g.bytes;
+    if (!joined_) limit_->join(), outer_ ? outer_->join() : void(), joined_ = true;
+    const auto now = sys.now();
+    const auto g = limit_->take(std::size_t(std::min<std::uint64_t>(want, SIZE_MAX)), now);
+    granted_ = g.bytes, wake_at_ = g.retry_at, outer_granted_ = 0;
+    if (g.bytes == 0 || !outer_) return g.bytes;
+    const auto o = outer_->take(g.bytes, now);
+    if (o.bytes < g.bytes) limit_->give_back(g.bytes - o.bytes);
+    granted_ = outer_granted_ = o.bytes, wake_at_ = o.retry_at;
+    return o.bytes;
   }
   /// used gives back what the chunk did not take (n: bytes taken, or none), and leaves the fair
   /// share while src has nothing.
@@ -127,17 +136,18 @@ class metered {
     if (!limit_) return;
     const std::size_t took = n > 0 ? std::size_t(n) : 0;
     if (granted_ > took) limit_->give_back(granted_ - took);
-    granted_ = 0;
+    if (outer_granted_ > took) outer_->give_back(outer_granted_ - took);
+    granted_ = outer_granted_ = 0;
     if (src_empty) end();
   }
   void end() noexcept {
-    if (limit_ && joined_) limit_->leave(), joined_ = false;
+    if (limit_ && joined_) limit_->leave(), outer_ ? outer_->leave() : void(), joined_ = false;
   }
   rate_limit::clock::time_point wake_at() const noexcept { return wake_at_; }
 
  private:
-  rate_limit* limit_;
-  std::size_t granted_ = 0;
+  rate_limit *limit_, *outer_;
+  std::size_t granted_ = 0, outer_granted_ = 0;
   rate_limit::clock::time_point wake_at_{};
   bool joined_ = false;
 };
