@@ -21,6 +21,7 @@
 #include "proxy.hpp"
 #include "proxy_header_reader.hpp"
 #include "proxy_protocol.hpp"
+#include "rate_limit.hpp"
 #include "result.hpp"
 #include "sigpipe.hpp"
 #include "system_calls.hpp"
@@ -68,6 +69,7 @@ struct splice {
   template <class Sys = system_calls>
   using proxy_header_reader = splice_lib::proxy_header_reader<Sys>;
   using ready = splice_lib::ready;
+  using rate_limit = splice_lib::rate_limit;
   template <class Sys = system_calls>
   using copier = splice_lib::copier<Sys>;
   template <class Sys = system_calls>
