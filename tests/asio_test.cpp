@@ -879,3 +879,22 @@ TEST_CASE("async_proxy || a timer cancels the proxy", "[asio][proxy][cancel]") {
   ctx.run();
   CHECK(winner == 1);
 }
+
+TEST_CASE("async_proxy honours a drain: cut at its deadline with timed_out from drain", "[asio][proxy][drain]") {
+  net::io_context ctx;
+  rig r(ctx);
+  splice::drain d;
+  splice::proxy_options o;
+  o.drain = &d;
+  std::optional<splice::proxy_result> res;
+  error_code ec;
+  splice::async_proxy(r.a, r.b, o, [&](error_code e, splice::proxy_result x) { ec = e, res = x; });
+  ctx.poll();  // started, waiting for bytes
+  CHECK_FALSE(res);
+  std::thread other([&] { d.request(std::chrono::steady_clock::now()); });  // from another thread
+  other.join();
+  ctx.run();
+  REQUIRE(res);
+  CHECK(std::error_code(ec) == std::errc::timed_out);
+  CHECK(std::string(res->op) == "drain");
+}

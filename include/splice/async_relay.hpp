@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The engine behind splice::async_copy and splice::async_proxy: a duplex (duplex.hpp) driven by
-// asio waits, one implementation for standalone asio and Boost.Asio, written against a traits type
-// Net that the framework's header defines (detail/asio_net.ipp, through <splice/asio.hpp> and
-// <splice/boost_asio.hpp>). Include one of those, not this.
+// The engine behind splice::async_copy and splice::async_proxy: a duplex driven by asio waits, for
+// standalone asio and Boost.Asio alike, against the traits type Net of detail/asio_net.ipp.
+// Include <splice/asio.hpp> or <splice/boost_asio.hpp>, not this.
 #ifndef SPLICE_ASYNC_RELAY_HPP_
 #define SPLICE_ASYNC_RELAY_HPP_
 
@@ -16,6 +15,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "drain.hpp"
 #include "duplex.hpp"
 #include "options.hpp"
 #include "result.hpp"
@@ -27,22 +27,19 @@ namespace splice_lib {
 /// both ways): a duplex whose four waits (a readable, a writable, b readable, b writable, the bits
 /// of `ready`) are asio async_waits.
 ///
-/// Every step runs on strand_, a strand of a's executor: the directions of a proxy never run at the
-/// same time, and a wait's completion never runs before the code that queued it has finished. After
-/// each advance the op queues the waits the duplex asks for and cancels, through its own
-/// cancellation signals, the ones it no longer asks for; a busy duplex (step::again) is posted to
-/// the strand, and one waiting for its rate_limit (step::later) gets a timer. The operation completes, on the handler's associated executor, only once every wait,
-/// post and timer it started has come back, so it never leaves a wait of its own queued on the
-/// caller's sockets. The op is allocated with the handler's associated allocator; the waits and
-/// posts hold it through shared_ptrs, the caller's cancellation slot only through a weak_ptr.
+/// Every step runs on strand_, a strand of a's executor: the directions never run at the same time,
+/// and a wait's completion never runs before the code that queued it has finished. After each
+/// advance the op queues the waits the duplex asks for and cancels (through its own cancellation
+/// signals) those it no longer asks for; a busy duplex is posted to the strand, and its wake_at()
+/// (a rate limit, a drain) gets a timer. It completes, on the handler's associated executor, once
+/// every wait, post and timer it started has come back. It is allocated with the handler's
+/// associated allocator; waits and posts hold it through shared_ptrs, the caller's cancellation
+/// slot and a drain only through weak_ptrs.
 ///
-/// A readiness edge that another thread of the io_context takes between the copier's EAGAIN and
-/// the queuing of the wait is not lost, although asio's async_wait is not speculative and its
-/// reactor, finding no wait queued, drops that edge: when a wait is queued on an fd with no
-/// operation of its kind queued, the reactor re-arms the fd (epoll_ctl(EPOLL_CTL_MOD) in
-/// epoll_reactor::start_op since asio 1.4.7, kevent(EV_ADD) on kqueue; the select and io_uring
-/// backends are level-triggered), and the kernel reports a ready fd again. The test "a readiness
-/// edge another thread takes before the wait is queued..." loses the wakeup without that re-arm.
+/// A readiness edge that another thread of the io_context takes between the copier's EAGAIN and the
+/// queuing of the wait is not lost: asio's reactor re-arms an fd when a wait is queued with none of
+/// its kind (epoll_ctl(EPOLL_CTL_MOD) in epoll_reactor::start_op), and the kernel reports a ready fd
+/// again; the test "a readiness edge another thread takes..." loses the wakeup without it.
 template <class Net, class Result, class Copier, class Sys, class A, class B, class Handler>
 class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copier, Sys, A, B, Handler>> {
   using error_code = typename Net::error_code;
@@ -54,7 +51,8 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   relay_op(Handler handler, A& a, B& b, std::uint64_t limit, const proxy_options& opt, const Sys& sys)
       : handler_(std::move(handler)),
         work_(Net::work_guard(Net::associated_executor(handler_, a.get_executor()))),
-        strand_(Net::make_strand(a.get_executor())), a_(a), b_(b), wake_timer_(a.get_executor()), idle_(opt.idle_timeout) {
+        strand_(Net::make_strand(a.get_executor())), a_(a), b_(b), wake_timer_(a.get_executor()), idle_(opt.idle_timeout),
+        drain_(opt.drain) {
     if constexpr (both_ways) {
       d_.emplace(a.native_handle(), b.native_handle(), opt, sys);
       if (idle_.count() >= 0) timer_.emplace(a.get_executor());
@@ -63,12 +61,17 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
     }
   }
 
-  /// start connects the caller's cancellation slot and posts the first step, so the handler never
-  /// runs inside the initiating call.
+  ~relay_op() {
+    if (drain_) drain_->unsubscribe(hook_);
+  }
+
+  /// start connects the caller's cancellation slot and the drain, if any, and posts the first step,
+  /// so the handler never runs inside the initiating call.
   void start() {
     auto slot = Net::associated_slot(handler_);
     if (slot.is_connected()) slot.template emplace<cancel_forwarder>(this->weak_from_this());
     Net::post(strand_, [self = this->shared_from_this()] { self->begin(); });
+    if (drain_) hook_.op = this->weak_from_this(), drain_->subscribe(hook_);
   }
 
  private:
@@ -92,6 +95,17 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
           if (p->cancel_due()) p->end(aborted(), "cancel");
           p->maybe_complete();
         });
+      }
+    }
+  };
+
+  // drain_hook hands a drain request (any thread) to the strand: the duplex takes its deadline.
+  struct drain_hook : drain::waiter {
+    drain_hook() noexcept { fn = &drain_hook::requested; }
+    std::weak_ptr<relay_op> op;
+    static void requested(drain::waiter* w) {
+      if (auto p = static_cast<drain_hook*>(w)->op.lock()) {
+        Net::post(p->strand_, [p] { p->d_->drain(p->drain_->deadline()), p->step(0), p->maybe_complete(); });
       }
     }
   };
@@ -135,12 +149,16 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
       if ((want_ & (1u << i)) && !slots_[i].pending) start_wait(i);
       else if (!(want_ & (1u << i))) cancel(slots_[i]);
     }
-    if (d_->wake_at() != detail::no_deadline && !wake_pending_) arm_wake(d_->wake_at());
+    const auto at = d_->wake_at();
+    if (at != detail::no_deadline && !wake_pending_) arm_wake(at);
+    else if (wake_pending_ && at < wake_armed_) wake_timer_.cancel();  // its handler sets it again, nearer
   }
 
-  // arm_wake sets the timer for a direction that waits for its rate_limit (step::later).
+  // arm_wake sets the timer for the duplex's wake_at(): a direction waiting for its rate_limit
+  // (step::later), or the drain's deadline.
   void arm_wake(clock::time_point at) {
     wake_pending_ = true;
+    wake_armed_ = at;
     wake_timer_.expires_at(at);
     wake_timer_.async_wait(Net::bind_executor(strand_, [self = this->shared_from_this()](const error_code&) {
       self->wake_pending_ = false;
@@ -261,9 +279,12 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   unsigned want_ = 0;   // what the duplex waits for
   bool posted_ = false;
   std::optional<typename Net::template timer<typename A::executor_type>> timer_;  // the idle timeout
-  typename Net::template timer<typename A::executor_type> wake_timer_;          // a rate limit's wake-up
+  typename Net::template timer<typename A::executor_type> wake_timer_;          // duplex::wake_at()
+  clock::time_point wake_armed_{};
   bool wake_pending_ = false;
   std::chrono::milliseconds idle_;
+  const drain* drain_;
+  drain_hook hook_;
   clock::time_point last_active_{};
   std::atomic<unsigned> cancel_requested_{0};
   bool timer_pending_ = false, done_ = false;

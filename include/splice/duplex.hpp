@@ -88,10 +88,10 @@ class duplex {
   /// Returns whether a direction has more ready now (step::again): advance(0) again without waiting,
   /// after other ready work.
   bool busy() const noexcept { return (!ab_.ended && ab_.s == step::again) || (!ba_.ended && ba_.s == step::again); }
-  /// Returns when a direction waiting for its rate_limit may go on (no_deadline: none waits):
-  /// advance() runs it from then on, whatever came.
+  /// Returns the time by which the driver must call advance() again whatever comes (no_deadline:
+  /// none): a direction waiting for its rate_limit may go on then, or the drain deadline cuts it.
   std::chrono::steady_clock::time_point wake_at() const noexcept {
-    auto t = detail::no_deadline;
+    auto t = cut_at_;
     for (const way* w : {&ab_, &ba_})
       if (!w->ended && w->s == step::later) t = std::min(t, w->c.wake_at());
     return t;
@@ -109,6 +109,7 @@ class duplex {
   unsigned advance(unsigned came, sigpipe_scope& scope) noexcept {
     if (!started_) start();
     const auto now = wake_at() == detail::no_deadline ? detail::clock_type::time_point{} : sys_.now();
+    if (now >= cut_at_) stop(std::make_error_code(std::errc::timed_out), "drain");
     run(ab_, came & ready::a_in, came & ready::b_out, now, scope);
     settle(ab_, b_, ba_);  // first: an error here stops the other before it runs
     run(ba_, came & ready::b_in, came & ready::a_out, now, scope);
@@ -125,6 +126,9 @@ class duplex {
   }
   /// Ends both directions for the driver's idle timeout: std::errc::timed_out from "idle".
   void expire() noexcept { stop(std::make_error_code(std::errc::timed_out), "idle"); }
+  /// A graceful stop (drain.hpp): both directions go on until they end, and what is still running
+  /// at cut_at ends with std::errc::timed_out from "drain". A nearer cut_at replaces a farther one.
+  void drain(std::chrono::steady_clock::time_point cut_at) noexcept { cut_at_ = std::min(cut_at_, cut_at); }
 
   /// Returns what each direction did (b_to_a stays empty made one_way), and the first error.
   proxy_result result() const noexcept {
@@ -222,6 +226,7 @@ class duplex {
   way ab_, ba_;  // a -> b, and b -> a (never started, made one_way)
   std::error_code error_;
   const char* op_ = "";
+  detail::clock_type::time_point cut_at_ = detail::no_deadline;  // drain()
   bool started_ = false, valid_ = true, mask_sigpipe_ = true;
 };
 

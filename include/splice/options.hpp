@@ -9,6 +9,7 @@ namespace splice_lib {
 
 class pipe_pool;
 class rate_limit;
+class drain;
 
 /// allow_blocking lets a copier run over blocking fds, whose system calls then block: copy() does,
 /// as it has nothing else to do meanwhile.
@@ -61,6 +62,9 @@ struct proxy_options {
   /// Sets TCP_NODELAY on both fds (where they are TCP sockets), as HAProxy and nginx do: without
   /// it, a response that reaches the proxy in two pieces waits for Nagle's algorithm.
   bool nodelay = true;
+  /// A graceful stop to honour (drain.hpp), shared by any number of proxies; nullptr: none. It must
+  /// outlive them.
+  const splice_lib::drain* drain = nullptr;
 };
 
 }  // namespace splice_lib

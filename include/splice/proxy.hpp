@@ -8,6 +8,7 @@
 
 #include <poll.h>
 
+#include "drain.hpp"
 #include "duplex.hpp"
 #include "options.hpp"
 #include "system_calls.hpp"
@@ -19,26 +20,29 @@ namespace splice_lib {
 /// non-blocking fds) driven by poll(2) on both fds. When neither fd becomes ready for
 /// opt.idle_timeout, it ends with std::errc::timed_out from "idle"; a failed poll ends it with
 /// poll's error. A direction with a rate_limit (proxy_options::copy.rate) waits for its tokens in the
-/// same poll, by its timeout. Closes neither fd.
+/// same poll, by its timeout. With proxy_options::drain it watches the drain's fd too: once a drain
+/// is requested, the relay goes on until it ends or the drain's deadline cuts it. Closes neither fd.
 template <class Sys = system_calls>
 proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) noexcept {
   duplex<Sys> d(a, b, opt, sys);
   auto idle_until = detail::deadline_after(opt.idle_timeout, sys.now());
   for (unsigned came = ready::all;;) {
+    if (opt.drain && opt.drain->requested()) d.drain(opt.drain->deadline());
     const unsigned want = d.advance(came);
     if (d.done()) break;
     // One poll over both fds for what the directions wait for; an fd nobody waits on is left out
     // (fd -1), so that an error pending on it cannot wake the loop for nothing.
-    pollfd fds[2] = {{a, 0, 0}, {b, 0, 0}};
+    // The drain's fd, until it has been requested, wakes the poll when it is.
+    pollfd fds[3] = {{a, 0, 0}, {b, 0, 0}, {opt.drain && !opt.drain->requested() ? opt.drain->fd() : -1, POLLIN, 0}};
     if (want & ready::a_in) fds[0].events |= POLLIN;
     if (want & ready::a_out) fds[0].events |= POLLOUT;
     if (want & ready::b_in) fds[1].events |= POLLIN;
     if (want & ready::b_out) fds[1].events |= POLLOUT;
-    for (auto& p : fds)
-      if (!p.events) p.fd = -1;
+    for (int i = 0; i < 2; ++i)
+      if (!fds[i].events) fds[i].fd = -1;
     const bool busy = d.busy();  // look, but do not wait
-    const auto until = std::min(idle_until, d.wake_at());  // the idle timeout, or a rate limit's time
-    const int n = detail::retry([&] { return sys.poll(fds, 2, busy ? 0 : detail::ms_until(until, sys.now())); });
+    const auto until = std::min(idle_until, d.wake_at());  // the idle timeout, a rate limit's or drain's time
+    const int n = detail::retry([&] { return sys.poll(fds, 3, busy ? 0 : detail::ms_until(until, sys.now())); });
     const auto now = sys.now();
     if (n < 0) {
       d.stop(detail::last_error(), "poll");

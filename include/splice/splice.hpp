@@ -12,6 +12,7 @@
 #include "async_fwd.hpp"
 #include "copier.hpp"
 #include "copy.hpp"
+#include "drain.hpp"
 #include "duplex.hpp"
 #include "error.hpp"
 #include "fd.hpp"
@@ -70,6 +71,7 @@ struct splice {
   using proxy_header_reader = splice_lib::proxy_header_reader<Sys>;
   using ready = splice_lib::ready;
   using rate_limit = splice_lib::rate_limit;
+  using drain = splice_lib::drain;
   template <class Sys = system_calls>
   using copier = splice_lib::copier<Sys>;
   template <class Sys = system_calls>
