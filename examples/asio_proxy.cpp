@@ -146,7 +146,8 @@ class proxy {
         c->upstream.set_option(tcp::no_delay(true), ignored);
         userspace_relay relay;
         co_await relay.run(*c, cfg_.idle_timeout_s);
-        example::log_connection(id, who, relay.up, relay.down, false, relay.first_error, relay.op);
+        example::log_connection(id, who, relay.up, relay.down, false, relay.first_error, relay.op,
+                                "option");
       } else {
         auto [pec, r] = co_await splice::async_proxy(c->client, c->upstream, opt_, as_tuple(use_awaitable));
         example::log_connection(id, who, r);

@@ -214,17 +214,23 @@ inline int stop_signals() {
   return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/// One log line per finished connection.
+/// One log line per finished connection, in a fixed format:
+///   conn ID PEER: up N bytes, down N bytes, spliced yes|no (WHY), ok|OP: MESSAGE
+/// WHY is result::fallback's word for the direction that went through user space, or "nothing
+/// moved".
 inline void log_connection(unsigned long id, const std::string& peer, unsigned long long up,
-                           unsigned long long down, bool spliced, const std::error_code& ec, const char* op) {
-  std::printf("conn %lu %s: up %llu bytes, down %llu bytes, spliced %s, %s%s%s\n", id, peer.c_str(), up, down,
-              spliced ? "yes" : "no", ec ? op : "", ec ? ": " : "", ec ? ec.message().c_str() : "ok");
+                           unsigned long long down, bool spliced, const std::error_code& ec, const char* op,
+                           const char* why = "nothing moved") {
+  std::printf("conn %lu %s: up %llu bytes, down %llu bytes, spliced %s%s%s, %s%s%s\n", id, peer.c_str(), up, down,
+              spliced ? "yes" : "no (", spliced ? "" : why, spliced ? "" : ")", ec ? op : "", ec ? ": " : "",
+              ec ? ec.message().c_str() : "ok");
   std::fflush(stdout);
 }
 
 /// The same, for a relay that ended.
 inline void log_connection(unsigned long id, const std::string& peer, const splice::proxy_result& r) {
-  log_connection(id, peer, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced, r.error, r.op);
+  const char* why = *r.a_to_b.fallback ? r.a_to_b.fallback : *r.b_to_a.fallback ? r.b_to_a.fallback : "nothing moved";
+  log_connection(id, peer, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced, r.error, r.op, why);
 }
 
 }  // namespace example

@@ -74,6 +74,7 @@ TEST_CASE("a trickling stream leaves the pipe after 8 small splices", "[copy][ad
     CHECK(r.st.copied_bytes == 1200);  // then one read takes the rest
     CHECK(r.st.created == 1);
     CHECK(r.st.idle == 1);  // the pipe went back to the pool empty
+    CHECK(std::string(r.res.fallback) == "small writes");
   }
 }
 
@@ -104,6 +105,7 @@ TEST_CASE("splices that fill a small pipe do not count as small", "[copy][adapti
   const std::size_t n = 256 << 10;
   const auto r = run_adaptive(n, [](int) { return 0; }, cfg);
   CHECK(r.st.spliced_bytes == n);
+  CHECK(std::string(r.res.fallback).empty());
 }
 
 namespace {
@@ -142,6 +144,7 @@ TEST_CASE("a copy refused a pipe takes one once the pool has one again", "[pool]
   CHECK((got == data));
   CHECK(res.bytes == data.size());
   CHECK(pool.stats().exhausted == 1);                  // refused once, at the start
+  CHECK(std::string(res.fallback) == "pool");
   CHECK(pool.stats().copied_bytes == 2 * (64u << 10));  // two full reads prove the stream fast
   CHECK(pool.stats().spliced_bytes == data.size() - 2 * (64u << 10));
   CHECK(res.spliced);

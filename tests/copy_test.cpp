@@ -78,6 +78,7 @@ TEST_CASE("copy moves 32 MiB on both paths", "[copy]") {
   CHECK(res.bytes == data.size());
   CHECK_FALSE(res.error);
   CHECK(res.spliced == (kernel && !userspace));
+  CHECK(std::string(res.fallback) == (userspace ? "option" : kernel ? "" : "fd pair"));
 }
 
 TEST_CASE("copy moves 2 GiB", "[.stress]") {

@@ -146,6 +146,7 @@ class copier {
     if (!m.to_dst) return;
     result_.bytes += std::uint64_t(m.n);
     if (m.kernel) spliced_ += std::uint64_t(m.n), result_.spliced = true;
+    else if (!*result_.fallback) result_.fallback = mover_.why();
   }
 
   step fail(sigpipe_scope& scope, std::error_code ec, const char* op, bool raises) noexcept {

@@ -33,6 +33,9 @@ struct result {
   const char* op = "";
   /// Bytes read from src but not delivered to dst because the copy failed; 0 on success.
   std::uint64_t unsent = 0;
+  /// Why bytes went through user space, when some did, as a word of README's list ("option",
+  /// "fd pair", "small writes", "pool", "kernel refused", "urgent data", "size 0 file"); else "".
+  const char* fallback = "";
 };
 
 /// What a copier waits for after advance().

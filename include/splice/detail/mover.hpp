@@ -40,12 +40,15 @@ class mover {
     src_ = src, dst_ = dst;
     plan_ = plan_for(s, d, set_.from_unix, can_splice);
     route_ = set_.userspace ? route::user : plan_.how;
+    why_ = set_.userspace ? "option" : "fd pair";
     adaptive_ = route_ == route::relay;
   }
 
   /// Returns the bytes taken from src and not yet written to dst.
   std::size_t held() const noexcept { return pipe_.held() + buf_.size(); }
   const policy& rules() const noexcept { return policy_; }
+  /// Returns why the route is user space now (result::fallback's words); meaningful only then.
+  const char* why() const noexcept { return why_; }
 
   /// take moves at most n bytes out of src (into dst on a route without a pipe of ours), and no
   /// more than one call of the route asks for. Invariant: nothing is held.
@@ -58,17 +61,17 @@ class mover {
       case route::relay:
         m = drain(sys_, src_, pipe_, n);
         if (m.n > 0) policy_.spliced(std::size_t(m.n), pipe_.capacity(), n);
-        if (urgent(m)) return read_in(limit);
+        if (urgent(m)) return why_ = "urgent data", read_in(limit);
         if (m.blocked()) pipe_.reset();  // an idle copy holds no pipe; the next take gets one again
         return m;
       case route::direct:
         m = splice_through(sys_, src_, dst_, n, plan_, pipe_end_ready_);
         pipe_end_ready_ = m.pipe_ready;
-        return urgent(m) ? read_in(limit) : m;
+        return urgent(m) ? (why_ = "urgent data", read_in(limit)) : m;
       case route::sendfile: return send_through(sys_, src_, dst_, n);
       case route::copy_range:
         m = copy_through(sys_, src_, dst_, n);
-        if (m.n == 0 && !moved_any_) return to_user(), read_in(limit);  // procfs, sysfs: size 0, yet bytes
+        if (m.n == 0 && !moved_any_) return to_user("size 0 file"), read_in(limit);  // procfs, sysfs: size 0, yet bytes
         moved_any_ |= m.n > 0;
         return m;
     }
@@ -86,7 +89,7 @@ class mover {
     if (!policy::falls_back(route_, m.err, moved_any_)) return false;
     if (flushing && (pipe_.held() == 0 || (m.err != EINVAL && m.err != ENOSYS) || !unload(sys_, pipe_, buf_)))
       return false;  // the copy ends; held() counts every byte
-    to_user();
+    to_user("kernel refused");
     return true;
   }
 
@@ -112,13 +115,15 @@ class mover {
 
   // choose runs before each take of a relay copy, when nothing is held (see policy::next).
   void choose() noexcept {
+    const route was = route_;
     route_ = policy_.next(route_);
-    if (route_ == route::user) pipe_.reset();
+    if (route_ == route::user && was != route::user) pipe_.reset(), why_ = "small writes";
     const char* op = "";
-    if (route_ == route::relay && !pipe_ && set_.pool->acquire(sys_, pipe_, op)) route_ = policy_.refused();
+    if (route_ == route::relay && !pipe_ && set_.pool->acquire(sys_, pipe_, op)) route_ = policy_.refused(), why_ = "pool";
   }
 
-  void to_user() noexcept {
+  void to_user(const char* why) noexcept {
+    why_ = why;
     pipe_.reset();
     route_ = route::user;
     adaptive_ = false;
@@ -132,6 +137,7 @@ class mover {
   route route_ = route::user;
   typename Pool::lease pipe_;  // route::relay: the pool's pipe, and the bytes in it
   buffer buf_;                 // route::user: the buffer, and the bytes in it
+  const char* why_ = "";         // why route_ is user (when it is)
   bool adaptive_ = false;        // a relay that may leave its pipe and take one again
   bool pipe_end_ready_ = false;  // route::direct: the pipe end was ready, and no byte moved since
   bool moved_any_ = false;       // route::copy_range: a call has copied bytes
