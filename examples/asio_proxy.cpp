@@ -4,8 +4,9 @@
 // the same proxy with the relay it replaces: async_read_some and async_write through a buffer.
 //   asio_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] [--threads N]
 //              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES]
-// --threads N runs one io_context on N threads (default 1). Past --max-conns (default 1024) it stops
-// accepting; new connections wait in the listen backlog.
+// --threads N runs one io_context on N threads (default: one per CPU the process may run on, as
+// sched_getaffinity says). Past --max-conns (default 1024) it stops accepting; new connections wait
+// in the listen backlog.
 #include <atomic>
 #include <chrono>
 #include <cstring>

@@ -3,7 +3,7 @@
 // by two resumable copiers (client -> upstream and upstream -> client).
 //   epoll_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 //               [--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]
-// --threads N (default 1) runs N loops, each on its own thread with its own epoll and its own
+// --threads N (default: one per CPU the process may run on) runs N loops, each on its own thread with its own epoll and its own
 // SO_REUSEPORT listener on the same address; they share the pipe pool. Past --max-conns (default
 // 1024, counted for the whole process) the loops stop accepting and new connections wait in the
 // backlog. SO_REUSEPORT ties each queued connection to one loop's listener, so a loop that stops

@@ -3,6 +3,7 @@
 #ifndef SPLICE_EXAMPLES_NET_HPP_
 #define SPLICE_EXAMPLES_NET_HPP_
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -13,6 +14,7 @@
 
 #include <splice/splice.hpp>
 
+#include <sched.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,7 +30,7 @@ struct settings {
   bool userspace = false;
   int idle_timeout_s = 0;  // 0: none
   int max_conns = 1024;
-  int threads = 1;  // epoll_proxy's event loops
+  int threads = 0;  // event loops (epoll_proxy, asio_proxy); 0: one per CPU this process may run on
   std::size_t max_splice = 0, max_advance = 0;  // 0: the library's defaults
 };
 
@@ -66,7 +68,16 @@ inline std::size_t bytes(const char* arg, const char* prog) {
   return std::size_t(n);
 }
 
-inline settings parse(int argc, char** argv) {
+/// Returns the number of CPUs this process may run on (sched_getaffinity), at least 1: the default
+/// number of event loops, as HAProxy starts one thread per CPU.
+inline int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof set, &set) == 0 ? std::max(1, CPU_COUNT(&set)) : 1;
+}
+
+/// Parses the command line; a program without event loops (looped = false) refuses --threads.
+inline settings parse(int argc, char** argv, bool looped = true) {
   settings s;
   if (argc < 3) usage(argv[0]);
   s.listen = argv[1];
@@ -76,12 +87,14 @@ inline settings parse(int argc, char** argv) {
     if (a == "--userspace") s.userspace = true;
     else if (a == "--idle-timeout" && i + 1 < argc) s.idle_timeout_s = std::atoi(argv[++i]);
     else if (a == "--max-conns" && i + 1 < argc) s.max_conns = std::atoi(argv[++i]);
-    else if (a == "--threads" && i + 1 < argc) s.threads = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc && looped) {
+      if ((s.threads = std::atoi(argv[++i])) < 1) usage(argv[0]);
+    }
     else if (a == "--max-splice" && i + 1 < argc) s.max_splice = bytes(argv[++i], argv[0]);
     else if (a == "--max-advance" && i + 1 < argc) s.max_advance = bytes(argv[++i], argv[0]);
     else usage(argv[0]);
   }
-  if (s.threads < 1) usage(argv[0]);
+  if (s.threads == 0) s.threads = usable_cpus();
   return s;
 }
 

@@ -17,7 +17,7 @@
 #include "net.hpp"
 
 int main(int argc, char** argv) {
-  const example::settings cfg = example::parse(argc, argv);
+  const example::settings cfg = example::parse(argc, argv, false);
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
   // Non-blocking, so that an accept after poll said readable cannot block the stop path when the
   // client has gone meanwhile.
