@@ -609,8 +609,8 @@ int client(const char* hostport, double seconds, const std::vector<workload>& ws
       };
       std::snprintf(b, sizeof b,
                     ", \"rr\": {\"conns\": %d, \"bytes\": %zu, \"requests\": %zu, \"per_s\": %.1f, \"p50_us\": %.1f, "
-                    "\"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, \"failed\": %ld}",
-                    r.conns, r.bytes, r.us.size(), double(r.us.size()) / r.seconds, pct(0.5), pct(0.99), pct(0.999),
+                    "\"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, \"failed\": %ld}",
+                    r.conns, r.bytes, r.us.size(), double(r.us.size()) / r.seconds, pct(0.5), pct(0.9), pct(0.99), pct(0.999),
                     r.us.empty() ? 0.0 : double(r.us.back()), r.failed);
       failed += r.failed;
     }

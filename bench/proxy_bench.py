@@ -10,6 +10,8 @@ Parts (see bench/README.md for what each measures):
   peers         bulk streams (1 KiB .. 1 MiB writes) and 16 KiB connections/s, capped and uncapped
   reqresp       wrk through each proxy to nginx (1 KiB and 1 MiB files, 32 and 256 connections)
   latency       64 B round trips on 20 connections, alone and beside 2 bulk streams of 1 MiB writes
+  small         64 B request, 64 B reply, 50 connections, no pipelining: requests/s, per proxy core,
+                latency distribution; uncapped and capped
   threads       epoll_proxy --threads 1 against 2
   unprivileged  the proxies as user nobody (with and without its pipe budget spent) against root
 
@@ -779,6 +781,32 @@ def part_latency(b):
     return b.meta("latency", reps, secs, rr="rr=20,64", bulk="stream=2,1048576", capped=False), rows
 
 
+def part_small(b):
+    """Small request/response, as a key-value or RPC workload: 50 connections, each sending a 64-byte
+    request and waiting for the 64-byte reply (loadgen's echo server), no pipelining. Every proxy with
+    its default thread count (recorded per row), uncapped and capped, repeats interleaved."""
+    reps, secs = reps_secs(5, 3, b.args)
+    cap = 0.2
+    _, up = b.upstream()
+    proxies = [Proxy("direct", "no proxy", "direct", program="direct")] + \
+        b.by_key("epoll", "tcp", "asio", "haproxy-splice", "haproxy", "go")
+    rows = []
+    for rep in range(reps):
+        for px in proxies:
+            for c in ((None, cap) if px.kind != "direct" else (None,)):
+                run = b.start(px, up)
+                if run is None:
+                    continue
+                b.cap(run, c)
+                r = b.load(run, secs, ["rr=50,64"])
+                b.record(rows, run, rep, c, r)
+                rr = r.get("rr", {})
+                say(f"small {rep + 1}/{reps} {px.label} cap {c}: {rr.get('per_s', 0):.0f} req/s, p50 "
+                    f"{rr.get('p50_us')} us, p99 {rr.get('p99_us')} us, proxy {r['proxy_cpu_s']:.3f} s CPU")
+                run.stop()
+    return b.meta("small", reps, secs, cap=cap, rr="rr=50,64"), rows
+
+
 def part_threads(b):
     """epoll_proxy --threads 1 against 2: each thread capped at 20% of a CPU by a cgroup of its own
     (one slow core per loop), the process capped at 40% as a whole, and uncapped."""
@@ -880,7 +908,8 @@ def pipe_sizes(hist):
     return ", ".join(f"{n} x {int(k) >> 10}K" for k, n in hist.items()) or "none"
 
 
-PARTS = {"peers": part_peers, "reqresp": part_reqresp, "latency": part_latency, "threads": part_threads,
+PARTS = {"peers": part_peers, "reqresp": part_reqresp, "latency": part_latency, "small": part_small,
+         "threads": part_threads,
          "unprivileged": part_unprivileged}
 
 

@@ -306,6 +306,31 @@ def latency(meta, rows):
               f"bulk MB/s **{mb}** (target >= 0.9x).\n")
 
 
+def small(meta, rows):
+    rows = Rows(rows)
+    cap = meta["cap"]
+    free, capped = rows.where(cap=None), rows.where(cap=cap)
+    header(meta, "Small request/response",
+           f"`{meta['rr']}`: 50 connections, each sending a 64-byte request through the proxy to an echo "
+           f"server and waiting for the 64-byte reply, no pipelining, {meta['seconds']} s a run. Every peer with "
+           "its default thread count (the threads column counts its OS threads). Per proxy core: requests per "
+           f"second of the proxy's CPU time, uncapped. Capped: the proxy at {cap:.0%} of one CPU.")
+    rr = lambda k: (lambda r: r["rr"][k] if r.get("rr", {}).get("requests") else None)
+    per_core = lambda r: r["rr"]["requests"] / r["proxy_cpu_s"] if r.get("rr", {}).get("requests") and \
+        r.get("proxy_cpu_s") else None
+    nthreads = lambda p: "/".join(map(str, sorted({r.get("proxy_threads") for r in rows.where(proxy=p).rows
+                                                    if r.get("proxy_threads")}))) or "-"
+    table(["proxy", "threads", "req/s", "per proxy core", "p50 us", "p90 us", "p99 us", "p99.9 us", "capped req/s"],
+          [[LABELS[p], nthreads(p)] + [spread(free.where(proxy=p).values(rr("per_s"))),
+                                        spread(free.where(proxy=p).values(per_core))] +
+           [spread(free.where(proxy=p).values(rr(k))) for k in ("p50_us", "p90_us", "p99_us", "p999_us")] +
+           [spread(capped.where(proxy=p).values(rr("per_s")))] for p in rows.proxies()])
+    pairs = [(a, b) for a, b in pairs_present(rows) if b in ("haproxy-splice", "go")]
+    table(["ratio, repeat by repeat", "req/s", "per proxy core", "p99", "capped req/s"],
+          [[f"{LABELS[a]} / {LABELS[b]}", pair_ratio(free, a, b, rr("per_s")), pair_ratio(free, a, b, per_core),
+            pair_ratio(free, a, b, rr("p99_us")), pair_ratio(capped, a, b, rr("per_s"))] for a, b in pairs])
+
+
 def threads(meta, rows):
     if not rows:
         print(f"\n## One loop per core: epoll_proxy --threads\n\nNot run: {meta.get('missing')}.\n")
@@ -376,7 +401,7 @@ def pipe_sizes(hist):
     return ", ".join(f"{n} x {size(k)}" for k, n in hist.items()) or "none"
 
 
-PARTS = ("peers", "reqresp", "latency", "threads", "unprivileged")
+PARTS = ("peers", "reqresp", "latency", "small", "threads", "unprivileged")
 
 
 def section(part, path, chart=None):
