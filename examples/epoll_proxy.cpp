@@ -71,6 +71,9 @@ class proxy_loop {
  public:
   proxy_loop(process& p, int listener) : p_(p), listener_(listener) {
     example::apply(p.cfg, opt_.copy);
+    // A short read means drained: each fd is watched for EPOLLPRI too, and ready::of passes urgent
+    // data on to the duplex, so a read that stopped short at an urgent mark is not taken for empty.
+    opt_.copy.short_read_drains = true;
     idle_ = std::chrono::seconds(p.cfg.idle_timeout_s);
   }
   ~proxy_loop() {
@@ -254,8 +257,8 @@ class proxy_loop {
     c.self = std::prev(conns_.end());
     c.last = now_;
     // Each fd is watched both ways, edge-triggered, for the life of the connection; an edge
-    // drives the direction that waits for it (see woken).
-    constexpr std::uint32_t both_ways = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    // drives the direction that waits for it (see woken), and urgent data (EPOLLPRI) is reported.
+    constexpr std::uint32_t both_ways = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
     if (!watch(client, both_ways, &c.client_side) || !watch(upstream, both_ways, &c.upstream_side)) {
       c.relay.stop({errno, std::system_category()}, "epoll_ctl");
       end(c);

@@ -90,7 +90,8 @@ class copier {
   enum class phase { fresh, running, ending /* src ended or limit reached: flush what is held */, done };
 
   static detail::route_settings<pipe_pool> settings(options& o) noexcept {
-    return {o.pool = o.pool ? o.pool : &pipe_pool::shared(), o.buffer_size, o.max_splice, o.userspace, o.splice_from_unix};
+    return {o.pool = o.pool ? o.pool : &pipe_pool::shared(), o.buffer_size, o.max_splice, o.userspace, o.splice_from_unix,
+            o.short_read_drains};
   }
 
   // run is advance(): it moves what it can, reading what each move returns, and says what it waits for.
@@ -102,6 +103,7 @@ class copier {
     const std::uint64_t at_entry = result_.bytes;
     while (phase_ != phase::done) {
       if (held() == 0 && (phase_ == phase::ending || remaining_ == 0)) return end(), step::done;
+      if (held() == 0 && std::exchange(drained_, false)) return step::read;  // a short read: src is empty
       if (mover_.rules().yields(result_.bytes - at_entry)) return step::again;
       const bool flushing = held() > 0;
       const std::uint64_t allowed = flushing ? 0 : meter_.allow(remaining_, mover_.sys());
@@ -109,6 +111,7 @@ class copier {
       const detail::moved m = flushing ? mover_.flush() : mover_.take(allowed);
       if (!flushing) meter_.used(m.n, m.blocked() && m.wait == detail::waits_on::src);
       count(m, !flushing);
+      drained_ |= m.drained;
       if (m.n > 0) continue;
       if (m.n == 0) phase_ = phase::ending;
       else if (m.blocked()) return static_cast<step>(m.wait);
@@ -170,6 +173,7 @@ class copier {
   splice_lib::result result_;
   phase phase_ = phase::fresh;
   bool maybe_raised_ = false;  // a call into dst returned a short count; see advance(scope)
+  bool drained_ = false;       // the last read gave less than asked (options::short_read_drains)
   bool mask_sigpipe_ = true;   // advance() blocks SIGPIPE (off when the host ignores it)
   bool blocking_ok_ = false;
 };

@@ -24,7 +24,9 @@ namespace splice_lib {
 /// is requested, the relay goes on until it ends or the drain's deadline cuts it. Closes neither fd.
 template <class Sys = system_calls>
 proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) noexcept {
-  duplex<Sys> d(a, b, opt, sys);
+  proxy_options level = opt;
+  level.copy.short_read_drains = true;  // poll(2) is level-triggered: a short read cannot hide bytes
+  duplex<Sys> d(a, b, level, sys);
   auto idle_until = detail::deadline_after(opt.idle_timeout, sys.now());
   for (unsigned came = ready::all;;) {
     if (opt.drain && opt.drain->requested()) d.drain(opt.drain->deadline());

@@ -24,7 +24,7 @@ template <class Pool>
 struct route_settings {
   Pool* pool;
   std::size_t buffer_size, max_splice;
-  bool userspace, from_unix;
+  bool userspace, from_unix, short_read_drains;
 };
 
 /// mover moves one chunk at a time from src to dst by the route the ends call for, through a pipe
@@ -42,7 +42,11 @@ class mover {
     route_ = set_.userspace ? route::user : plan_.how;
     why_ = set_.userspace ? "option" : "fd pair";
     adaptive_ = route_ == route::relay;
+    trust_short_ = set_.short_read_drains;
   }
+  /// urgent_seen: src has urgent data (POLLPRI), so a short read may have stopped at its mark with
+  /// bytes behind it; from now on only EAGAIN says src is empty.
+  void urgent_seen() noexcept { trust_short_ = false; }
 
   /// Returns the bytes taken from src and not yet written to dst.
   std::size_t held() const noexcept { return pipe_.held() + buf_.size(); }
@@ -104,9 +108,10 @@ class mover {
   // read_in reads at most limit bytes, and at most a buffer's worth.
   moved read_in(std::uint64_t limit) noexcept {
     const std::size_t n = std::size_t(std::min<std::uint64_t>(limit, set_.buffer_size));
-    const moved m = detail::read_in(sys_, src_, buf_, n, set_.buffer_size, plan_);
+    moved m = detail::read_in(sys_, src_, buf_, n, set_.buffer_size, plan_);
     policy_.read(m.n > 0 ? std::size_t(m.n) : 0, n);
     pipe_end_ready_ &= m.n <= 0;
+    m.drained &= trust_short_;
     return m;
   }
 
@@ -141,6 +146,7 @@ class mover {
   bool adaptive_ = false;        // a relay that may leave its pipe and take one again
   bool pipe_end_ready_ = false;  // route::direct: the pipe end was ready, and no byte moved since
   bool moved_any_ = false;       // route::copy_range: a call has copied bytes
+  bool trust_short_ = false;     // a short read means src is empty (route_settings::short_read_drains)
 };
 
 }  // namespace splice_lib::detail

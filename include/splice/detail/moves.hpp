@@ -31,13 +31,15 @@ inline constexpr int wrote_nothing = -1, out_of_memory = -2;
 /// fewer bytes than asked, which leaves open whether it raised SIGPIPE (see copier::advance).
 /// kernel: a kernel path (splice, sendfile, copy_file_range) moved the bytes into dst;
 /// src_stalled: src said 0 or EAGAIN, which at a TCP urgent mark means "read(2) on" (see drain);
-/// pipe_ready: route::direct only, the pipe end was found ready (see splice_through).
+/// pipe_ready: route::direct only, the pipe end was found ready (see splice_through); drained: a
+/// read gave less than asked, so src had no more then (see options::short_read_drains).
 struct moved {
   ssize_t n = -1;
   int err = 0;
   waits_on wait = waits_on::src;
   const char* op = "";
-  bool to_dst = false, kernel = false, raises = false, short_write = false, src_stalled = false, pipe_ready = false;
+  bool to_dst = false, kernel = false, raises = false, short_write = false, src_stalled = false, pipe_ready = false,
+       drained = false;
 
   bool blocked() const noexcept { return n < 0 && would_block(err); }
   moved failed(int e) const noexcept {
@@ -75,13 +77,16 @@ inline waits_on dst_wait(const plan& p) noexcept { return p.dst_always_ready ? w
 
 /// read_in reads at most n bytes from src into the buffer b: the user-space route, and how a TCP
 /// urgent mark is crossed (read(2) does, splice cannot). Invariant: nothing is held. The buffer
-/// is allocated on first use; if it cannot be, out_of_memory.
+/// is allocated on first use; if it cannot be, out_of_memory. A read of a socket or pipe that gave
+/// less than asked is `drained`.
 template <class Sys>
 moved read_in(Sys& sys, int src, buffer& b, std::size_t n, std::size_t size, const plan& p) noexcept {
   if (!b.reserve(size)) return made(-1, "buffer", waits_on::src).failed(out_of_memory);
-  const moved m = made(retry([&] { return sys.read(src, b.room(), std::min(n, size)); }), "read",
-                       p.src_always_ready ? waits_on::nothing : waits_on::src);
+  const std::size_t asked = std::min(n, size);
+  moved m = made(retry([&] { return sys.read(src, b.room(), asked); }), "read",
+                 p.src_always_ready ? waits_on::nothing : waits_on::src);
   if (m.n > 0) b.filled(std::size_t(m.n));
+  m.drained = m.n > 0 && std::size_t(m.n) < asked && !p.src_always_ready;
   return m;
 }
 
