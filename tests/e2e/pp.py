@@ -9,11 +9,12 @@
                            FILE, byte for byte (sha256).
   pp.py bytewise PORT      a v1 header one byte at a time (TCP_NODELAY, a segment each), then
                            "hello"; expects "hello" back.
-  pp.py hostile PORT MODE  bad (a v1 header with address 999.1.1.1), garbage (an HTTP request),
-                           incomplete (the start of a v1 header, then silence), silent (nothing):
-                           waits for the proxy to close; prints the seconds it took. Exit 0 when
-                           closed within 2 s, and for incomplete and silent not before 0.8 s (the
-                           --proxy-timeout 1 deadline).
+  pp.py hostile PORT MODE...  one client per MODE, all at once: bad (a v1 header with address
+                           999.1.1.1), garbage (an HTTP request), incomplete (the start of a v1
+                           header, then silence), silent (nothing); each waits for the proxy to
+                           close and prints "MODE: closed after S s ok|FAIL": ok when closed within
+                           2 s, and for incomplete and silent not before 0.8 s (the --proxy-timeout
+                           1 deadline). Exit 0 when all are ok.
   pp.py tlv PORT           a v2 header from 198.51.100.9:40002 with an AUTHORITY TLV
                            "pp.example", then an HTTP/1.0 request; prints the response body.
   pp.py free N             prints N free TCP ports.
@@ -50,7 +51,7 @@ async def serve(dirname):
             fixed = await reader.readexactly(16)
             rest = await reader.readexactly(struct.unpack("!H", fixed[14:16])[0]) if fixed[:12] == V2_SIG else b""
             log.write(f"header {n} {(fixed + rest).hex()}\n")
-            while data := await reader.read(1 << 16):
+            while data := await reader.read(1 << 20):
                 writer.write(data)
                 await writer.drain()
             writer.write_eof()
@@ -98,7 +99,7 @@ def bytewise(port):
     return 0 if got == b"hello" else 1
 
 
-def hostile(port, mode):
+def hostile_one(port, mode):
     sends = {"bad": b"PROXY TCP4 999.1.1.1 192.0.2.1 40001 443\r\n", "garbage": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
              "incomplete": b"PROXY TCP4 198.51.100.7 ", "silent": b""}[mode]
     s = connect(port)
@@ -109,14 +110,25 @@ def hostile(port, mode):
         while s.recv(100):
             pass
     except socket.timeout:
-        print(f"{mode}: still open after 3 s")
-        return 1
+        return f"{mode}: still open after 3 s FAIL"
     except ConnectionError:
         pass
     took = time.monotonic() - start
-    print(f"{mode}: closed after {took:.2f} s")
     timed = mode in ("incomplete", "silent")
-    return 0 if took <= 2 and (not timed or took >= 0.8) else 1
+    ok = took <= 2 and (not timed or took >= 0.8)
+    return f"{mode}: closed after {took:.2f} s {'ok' if ok else 'FAIL'}"
+
+
+def hostile(port, modes):
+    results = {}
+    threads = [threading.Thread(target=lambda m=m: results.__setitem__(m, hostile_one(port, m))) for m in modes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for m in modes:
+        print(results[m])
+    return 0 if all(r.endswith(" ok") for r in results.values()) else 1
 
 
 def tlv(port):
@@ -149,7 +161,7 @@ elif cmd == "bulk":
 elif cmd == "bytewise":
     sys.exit(bytewise(int(sys.argv[2])))
 elif cmd == "hostile":
-    sys.exit(hostile(int(sys.argv[2]), sys.argv[3]))
+    sys.exit(hostile(int(sys.argv[2]), sys.argv[3:]))
 elif cmd == "tlv":
     sys.exit(tlv(int(sys.argv[2])))
 elif cmd == "free":
