@@ -1058,3 +1058,48 @@ TEST_CASE("async_read_proxy_header || a timer: the timer wins and the read is ca
   CHECK(winner == 1);
   CHECK(std::chrono::steady_clock::now() - start < 1000ms);
 }
+
+TEST_CASE("async_read_proxy_header: close() during the wait ends it with operation_aborted", "[asio][proxy_header]") {
+  net::io_context ctx;
+  greeting g(ctx);
+  test::write_all(g.client(), "PROXY TCP4 ");
+  std::optional<splice::proxy_header_reader<>> got;
+  error_code ec;
+  splice::async_read_proxy_header(g.s, 5000ms, [&](error_code e, splice::proxy_header_reader<> r) {
+    ec = e, got.emplace(std::move(r));
+  });
+  ctx.poll();  // started: the header's start taken, waiting for more
+  CHECK_FALSE(got);
+  g.s.close();
+  ctx.run();
+  REQUIRE(got);
+  CHECK(ec == aborted());
+  CHECK(got->error() == std::error_code(ec));
+  CHECK(got->consumed() == 11);
+}
+
+TEST_CASE("async_read_proxy_header: many reads on an io_context run by two threads, headers in two pieces",
+          "[asio][proxy_header][threads]") {
+  net::io_context ctx;
+  std::vector<std::unique_ptr<greeting>> conns;
+  for (int i = 0; i < 40; ++i) conns.push_back(std::make_unique<greeting>(ctx));
+  std::atomic<int> ok{0}, calls{0};
+  for (auto& g : conns) {
+    splice::async_read_proxy_header(g->s, 5000ms, [&](error_code e, splice::proxy_header_reader<> r) {
+      ++calls;
+      if (!e && r.header().size == v1_line.size()) ++ok;
+    });
+  }
+  std::thread t([&] { ctx.run(); });
+  std::thread client([&] {
+    for (auto& g : conns) test::write_all(g->client(), v1_line.substr(0, 20));
+    std::this_thread::sleep_for(5ms);
+    for (auto& g : conns) test::write_all(g->client(), v1_line.substr(20) + "x");
+  });
+  ctx.run();
+  t.join();
+  client.join();
+  CHECK(calls == 40);
+  CHECK(ok == 40);
+  for (auto& g : conns) CHECK(test::read_all(g->s.native_handle(), 1) == "x");
+}
