@@ -3,10 +3,13 @@
 // on its own strand: connect upstream, then one co_await splice::async_proxy(...). --userspace runs
 // the same proxy with the relay it replaces: async_read_some and async_write through a buffer.
 //   asio_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] [--threads N]
-//              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES]
+//              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy]
+//              [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
 // --threads N runs one io_context on N threads (default: one per CPU the process may run on, as
 // sched_getaffinity says). Past --max-conns (default 1024) it stops accepting; new connections wait
-// in the listen backlog.
+// in the listen backlog. --accept-proxy reads the client's PROXY
+// header with co_await splice::async_read_proxy_header before connecting upstream; --send-proxy(-v2)
+// writes one upstream with async_write before the relay starts.
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -134,13 +137,33 @@ class proxy {
     }
   }
 
+  // serve reads the client's PROXY header (--accept-proxy), connects upstream, writes a header
+  // there (--send-proxy, --send-proxy-v2) and relays; a bad or late header closes the client
+  // before anything is connected or sent.
   asio::awaitable<void> serve(std::shared_ptr<connection> c, unsigned long id) {
     std::error_code ignored;
     const auto peer = c->client.remote_endpoint(ignored);
-    const std::string who = example::to_string(peer.data());
+    std::string who = example::to_string(peer.data()), header;
+    if (cfg_.accept_proxy) {
+      auto [hec, in] = co_await splice::async_read_proxy_header(c->client, cfg_.proxy_timeout, as_tuple(use_awaitable));
+      if (hec) {
+        example::log_refused(id, who, in);
+        finish(c);
+        co_return;
+      }
+      who = example::peer_of(who, in.header());
+      header = example::upstream_header(cfg_, c->client.native_handle(), &in.header());
+    } else {
+      header = example::upstream_header(cfg_, c->client.native_handle(), nullptr);
+    }
     auto [ec] = co_await c->upstream.async_connect(upstream_, as_tuple(use_awaitable));
+    const char* op = "connect";
+    if (!ec && !header.empty()) {
+      std::tie(ec, std::ignore) = co_await asio::async_write(c->upstream, asio::buffer(header), as_tuple(use_awaitable));
+      op = "send";
+    }
     if (ec) {
-      example::log_connection(id, who, 0, 0, false, ec, "connect");
+      example::log_connection(id, who, 0, 0, false, ec, op);
     } else {
       if (cfg_.userspace) {  // async_proxy sets TCP_NODELAY itself (proxy_options::nodelay)
         c->client.set_option(tcp::no_delay(true), ignored);
@@ -154,6 +177,12 @@ class proxy {
         example::log_connection(id, who, r);
       }
     }
+    finish(c);
+  }
+
+  // finish closes a connection's sockets, forgets it, and lets the accept loop take another.
+  void finish(const std::shared_ptr<connection>& c) {
+    std::error_code ignored;
     c->client.close(ignored);
     c->upstream.close(ignored);
     {

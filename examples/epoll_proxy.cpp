@@ -3,17 +3,24 @@
 // by two resumable copiers (client -> upstream and upstream -> client).
 //   epoll_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 //               [--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]
-// --threads N (default: one per CPU the process may run on) runs N loops, each on its own thread with its own epoll and its own
+//               [--accept-proxy] [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
+// --threads N (default: one per CPU the process may run on) runs N loops, each on its own thread with its
+// own epoll and its own
 // SO_REUSEPORT listener on the same address; they share the pipe pool. Past --max-conns (default
 // 1024, counted for the whole process) the loops stop accepting and new connections wait in the
 // backlog. SO_REUSEPORT ties each queued connection to one loop's listener, so a loop that stops
 // accepting leaves its own queue waiting, even while another loop could take it.
+// --accept-proxy reads each client's PROXY header with a proxy_header_reader that the loop drives on
+// the client's edges, before connecting upstream; the deadline is the loop's timer (epoll_wait's
+// timeout), so a client that sends nothing costs nothing until it expires. --send-proxy(-v2) writes
+// a header upstream once the connect is done, before the duplex starts.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <list>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -38,8 +45,11 @@ struct side {
   bool client;
 };
 
+// What a connection is doing: reading the client's PROXY header, writing one upstream, relaying.
+enum class phase { greeting, announcing, relaying };
+
 // A connection is a duplex (the library's proxy rules: half-close, first error, what to wait for)
-// between the client (its fd a) and the upstream (b).
+// between the client (its fd a) and the upstream (b), which starts once the headers are through.
 struct connection {
   connection(unsigned long i, std::string p, int c, int u, const splice::proxy_options& opt)
       : id(i), peer(std::move(p)), client(c), upstream(u), relay(c, u, opt), client_side{this, true},
@@ -49,6 +59,12 @@ struct connection {
   int client, upstream;
   splice::duplex<> relay;
   side client_side, upstream_side;
+  phase at = phase::relaying;
+  std::optional<splice::proxy_header_reader<>> greeting;  // --accept-proxy: the header being read
+  clock_type::time_point deadline;                         // for the whole of it
+  std::string header;                                      // to write upstream, then the relay
+  std::size_t sent = 0;                                    // bytes of header written
+  std::list<connection>* home = nullptr;                   // greeting_ while reading the header, else conns_
   bool queued = false;  // on the ready queue
   bool ended = false;   // fds closed; freed at the end of the round
   clock_type::time_point last;           // last activity
@@ -133,6 +149,7 @@ class proxy_loop {
       if (out_of_fds_ && now_ >= retry_at_) accept_due_ = true;
       if (accept_due_ && !p_.stopping) accept_all(scope);
       expire();
+      expire_greetings();
       // Connections ended in this round are freed only now: events of this round may name them.
       if (!dead_.empty()) {
         ready_.erase(std::remove_if(ready_.begin(), ready_.end(), [](connection* c) { return c->ended; }),
@@ -143,6 +160,10 @@ class proxy_loop {
     while (!conns_.empty()) {
       conns_.front().relay.stop(std::make_error_code(std::errc::operation_canceled), "shutdown");
       end(conns_.front());
+    }
+    while (!greeting_.empty()) {
+      greeting_.front().greeting->stop(std::make_error_code(std::errc::operation_canceled), "shutdown");
+      refuse(greeting_.front());
     }
     dead_.clear();
   }
@@ -156,11 +177,13 @@ class proxy_loop {
   }
 
   // wait_ms is how long epoll_wait may sleep: not at all while connections are ready to go on,
-  // else until the idlest connection expires or the next accept retry, whichever is first.
+  // else until the idlest connection expires, the oldest header read is due, or the next accept
+  // retry, whichever is first.
   int wait_ms() const {
     if (!ready_.empty()) return 0;
     auto until = clock_type::time_point::max();
     if (idle_.count() > 0 && !conns_.empty()) until = conns_.front().last + idle_;
+    if (!greeting_.empty()) until = std::min(until, greeting_.front().deadline);
     if (out_of_fds_) until = std::min(until, retry_at_);
     if (until == clock_type::time_point::max()) return -1;
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - clock_type::now()).count();
@@ -242,36 +265,88 @@ class proxy_loop {
   }
 
   // open_connection relays client through upstream, the spare made before client was accepted.
+  // With --accept-proxy it reads the client's header first and connects only once it is whole.
   void open_connection(int client, int upstream, std::string peer, splice::sigpipe_scope& scope) {
-    if (!example::connect_fd(upstream, p_.upstream)) {
-      example::log_connection(++p_.next_id, peer, 0, 0, false, {errno, std::system_category()}, "connect");
-      close(client);
-      close(upstream);
-      give_slot();
-      return;
-    }
-    // The duplex can start while the connect is in progress: the kernel says EAGAIN until it is
-    // done, and the connect's error, if any, comes back from the first read or write. The duplex
-    // sets TCP_NODELAY on both (proxy_options::nodelay).
-    connection& c = conns_.emplace_back(++p_.next_id, std::move(peer), client, upstream, opt_);
-    c.self = std::prev(conns_.end());
+    std::list<connection>& home = p_.cfg.accept_proxy ? greeting_ : conns_;
+    connection& c = home.emplace_back(++p_.next_id, std::move(peer), client, upstream, opt_);
+    c.self = std::prev(home.end());
+    c.home = &home;
     c.last = now_;
+    if (!p_.cfg.accept_proxy) return connect_upstream(c, scope);
+    c.at = phase::greeting;
+    c.greeting.emplace(client);
+    c.deadline = now_ + p_.cfg.proxy_timeout;  // greeting_ stays in deadline order: one timeout for all
+    if (!watch(client, both_ways, &c.client_side)) return fail(c, errno, "epoll_ctl");
+    read_greeting(c, scope);
+  }
+
+  // read_greeting reads what has come of c's PROXY header. The reader never leaves a byte it has
+  // seen in the socket, so an edge-triggered wait for the next byte is sound; whatever follows the
+  // header stays there for the relay.
+  void read_greeting(connection& c, splice::sigpipe_scope& scope) {
+    if (c.greeting->advance() == splice::step::read) return;
+    if (c.greeting->error()) return refuse(c);
+    c.peer = example::peer_of(c.peer, c.greeting->header());
+    conns_.splice(conns_.end(), greeting_, c.self);
+    c.home = &conns_;
+    c.last = now_;
+    connect_upstream(c, scope);
+  }
+
+  // expire_greetings closes the clients whose header is not whole by its deadline: the oldest
+  // first, which is the front of greeting_.
+  void expire_greetings() {
+    const auto now = clock_type::now();
+    while (!greeting_.empty() && now >= greeting_.front().deadline) {
+      greeting_.front().greeting->stop(std::make_error_code(std::errc::timed_out), "deadline");
+      refuse(greeting_.front());
+    }
+  }
+
+  // connect_upstream connects c's upstream and, with --send-proxy(-v2), writes its header before
+  // the relay starts. The duplex may start while the connect is in progress: the kernel says
+  // EAGAIN until it is done, and the connect's error, if any, comes back from the first read or
+  // write. The duplex sets TCP_NODELAY on both (proxy_options::nodelay).
+  void connect_upstream(connection& c, splice::sigpipe_scope& scope) {
+    if (!example::connect_fd(c.upstream, p_.upstream)) return fail(c, errno, "connect");
     // Each fd is watched both ways, edge-triggered, for the life of the connection; an edge
     // drives the direction that waits for it (see woken), and urgent data (EPOLLPRI) is reported.
-    constexpr std::uint32_t both_ways = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
-    if (!watch(client, both_ways, &c.client_side) || !watch(upstream, both_ways, &c.upstream_side)) {
-      c.relay.stop({errno, std::system_category()}, "epoll_ctl");
-      end(c);
-      return;
+    if (!c.greeting && !watch(c.client, both_ways, &c.client_side)) return fail(c, errno, "epoll_ctl");
+    if (!watch(c.upstream, both_ways, &c.upstream_side)) return fail(c, errno, "epoll_ctl");
+    c.header = example::upstream_header(p_.cfg, c.client, c.greeting ? &c.greeting->header() : nullptr);
+    c.at = c.header.empty() ? phase::relaying : phase::announcing;
+    if (c.at == phase::relaying) return drive(c, scope, splice::ready::all);
+    announce(c, scope);
+  }
+
+  // announce writes what is left of c's header upstream. EAGAIN (the connect in progress, which
+  // send reports so, or a full buffer) waits for the upstream's next writable edge, and a failed
+  // connect comes back here as send's error. Once the header is out, the relay starts with every
+  // direction to try: the edges that came meanwhile are not lost.
+  void announce(connection& c, splice::sigpipe_scope& scope) {
+    while (c.sent < c.header.size()) {
+      const ssize_t n = send(c.upstream, c.header.data() + c.sent, c.header.size() - c.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n < 0) {
+        const int err = errno;
+        const bool connecting = err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH;
+        return fail(c, err, connecting ? "connect" : "send");
+      }
+      c.sent += std::size_t(n);
     }
+    c.at = phase::relaying;
     drive(c, scope, splice::ready::all);
   }
 
-  // woken drives the connection with what the edge on s's fd says; the duplex runs only the
-  // direction that waits for it (a direction waits only after its fd said EAGAIN, so it gets an
-  // edge of its own).
+  // woken acts on an edge of s's fd as c's phase asks: the header reader takes the client's, the
+  // header's writer the upstream's; the duplex runs only the direction that waits for it (a
+  // direction waits only after its fd said EAGAIN, so it gets an edge of its own).
   void woken(side& s, std::uint32_t ev, splice::sigpipe_scope& scope) {
-    drive(*s.c, scope, splice::ready::of(s.client, ev));
+    connection& c = *s.c;
+    if (c.at == phase::greeting && s.client) read_greeting(c, scope);
+    else if (c.at == phase::announcing && !s.client) announce(c, scope);
+    else if (c.at == phase::relaying) drive(c, scope, splice::ready::of(s.client, ev));
   }
 
   // drive advances c with what came. Each direction runs until EAGAIN (the next change is an edge
@@ -310,18 +385,37 @@ class proxy_loop {
     }
   }
 
-  // end logs a connection whose duplex has ended, closes its fds (which takes them out of the
-  // epoll set) and moves it to the dead list, freed at the end of the round.
+  // fail ends c with errno err from op before its relay has started, and logs it.
+  void fail(connection& c, int err, const char* op) {
+    c.relay.stop({err, std::system_category()}, op);
+    end(c);
+  }
+
+  // refuse closes a client whose PROXY header was bad, incomplete or late, and logs why. Nothing
+  // went upstream: the upstream socket was never connected.
+  void refuse(connection& c) {
+    example::log_refused(c.id, c.peer, *c.greeting);
+    retire(c);
+  }
+
+  // end logs a connection whose duplex has ended and retires it.
   void end(connection& c) {
     example::log_connection(c.id, c.peer, c.relay.result());
+    retire(c);
+  }
+
+  // retire closes c's fds (which takes them out of the epoll set) and moves it to the dead list,
+  // freed at the end of the round.
+  void retire(connection& c) {
     close(c.client);
     close(c.upstream);
     c.ended = true;
-    dead_.splice(dead_.end(), conns_, c.self);
+    dead_.splice(dead_.end(), *c.home, c.self);
     give_slot();
     if (out_of_fds_) accept_due_ = true;  // two fds just came free
   }
 
+  static constexpr std::uint32_t both_ways = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
   process& p_;
   splice::proxy_options opt_;
   std::chrono::seconds idle_;
@@ -331,6 +425,7 @@ class proxy_loop {
   // refuse clients (see refuse_queued).
   int spare_ = -1;
   std::list<connection> conns_, dead_;  // conns_: the idlest first
+  std::list<connection> greeting_;      // reading their PROXY header, the oldest first
   std::vector<connection*> ready_, running_;
   clock_type::time_point now_ = clock_type::now();
   bool accept_due_ = false;

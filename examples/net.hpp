@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace example {
@@ -32,6 +34,9 @@ struct settings {
   int max_conns = 1024;
   int threads = 0;  // event loops (epoll_proxy, asio_proxy); 0: one per CPU this process may run on
   std::size_t max_splice = 0, max_advance = 0;  // 0: the library's defaults
+  bool accept_proxy = false;  // --accept-proxy: a PROXY header (v1 or v2) comes first from each client
+  int send_proxy = 0;         // --send-proxy (1), --send-proxy-v2 (2): write one upstream first
+  std::chrono::milliseconds proxy_timeout{1000};  // --proxy-timeout: for the whole received header
 };
 
 /// Sets what the command line says of the copies' options (tuning, and the benchmark's experiments).
@@ -54,7 +59,8 @@ inline void print_pool() {
 inline void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] "
-               "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]\n",
+               "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy] "
+               "[--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]\n",
                prog);
   std::exit(2);
 }
@@ -66,6 +72,16 @@ inline std::size_t bytes(const char* arg, const char* prog) {
   const unsigned long long n = std::strtoull(arg, &end, 10);
   if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || n == 0 || n > (1ull << 30)) usage(prog);
   return std::size_t(n);
+}
+
+/// seconds_ms reads a positive number of seconds, fractions allowed, of at most an hour, or prints
+/// the usage and exits.
+inline std::chrono::milliseconds seconds_ms(const char* arg, const char* prog) {
+  char* end = nullptr;
+  errno = 0;
+  const double s = std::strtod(arg, &end);
+  if (errno != 0 || end == arg || *end != '\0' || !(s > 0) || s > 3600) usage(prog);
+  return std::chrono::milliseconds((long long)(s * 1000 + 0.5));
 }
 
 /// Returns the number of CPUs this process may run on (sched_getaffinity), at least 1: the default
@@ -92,6 +108,10 @@ inline settings parse(int argc, char** argv, bool looped = true) {
     }
     else if (a == "--max-splice" && i + 1 < argc) s.max_splice = bytes(argv[++i], argv[0]);
     else if (a == "--max-advance" && i + 1 < argc) s.max_advance = bytes(argv[++i], argv[0]);
+    else if (a == "--accept-proxy") s.accept_proxy = true;
+    else if (a == "--send-proxy" && s.send_proxy != 2) s.send_proxy = 1;
+    else if (a == "--send-proxy-v2" && s.send_proxy != 1) s.send_proxy = 2;
+    else if (a == "--proxy-timeout" && i + 1 < argc) s.proxy_timeout = seconds_ms(argv[++i], argv[0]);
     else usage(argv[0]);
   }
   if (s.threads == 0) s.threads = usable_cpus();
@@ -114,7 +134,16 @@ inline addrinfo* resolve(const std::string& hostport, bool passive) {
   return res;
 }
 
+/// to_string names an address: "HOST:PORT", "[V6]:PORT", "unix:PATH" ("unix:@NAME" for an abstract
+/// one), or "unknown" for AF_UNSPEC (a PROXY header that carries no address).
 inline std::string to_string(const sockaddr* sa) {
+  if (sa->sa_family == AF_UNSPEC) return "unknown";
+  if (sa->sa_family == AF_UNIX) {
+    const auto* un = reinterpret_cast<const sockaddr_un*>(sa);
+    const bool abstract = un->sun_path[0] == '\0';
+    const char* p = un->sun_path + (abstract ? 1 : 0);
+    return std::string(abstract ? "unix:@" : "unix:") + std::string(p, strnlen(p, sizeof un->sun_path - 1));
+  }
   char host[NI_MAXHOST], port[NI_MAXSERV];
   const socklen_t len = sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   if (getnameinfo(sa, len, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV)) return "?";
@@ -244,6 +273,75 @@ inline void log_connection(unsigned long id, const std::string& peer, unsigned l
 inline void log_connection(unsigned long id, const std::string& peer, const splice::proxy_result& r) {
   const char* why = *r.a_to_b.fallback ? r.a_to_b.fallback : *r.b_to_a.fallback ? r.b_to_a.fallback : "nothing moved";
   log_connection(id, peer, r.a_to_b.bytes, r.b_to_a.bytes, r.a_to_b.spliced || r.b_to_a.spliced, r.error, r.op, why);
+}
+
+/// peer_of names a client whose PROXY header was read: the address the header carries, then the
+/// socket's peer (the proxy in front): "203.0.113.7:51234 via 127.0.0.1:40000"; "local via ..."
+/// for a v2 LOCAL header, "unknown via ..." for one that carries no address.
+inline std::string peer_of(const std::string& socket_peer, const splice::proxy_header& h) {
+  const std::string carried = h.local ? "local" : to_string(reinterpret_cast<const sockaddr*>(&h.src));
+  return carried + " via " + socket_peer;
+}
+
+/// upstream_header returns the PROXY header --send-proxy (v1) or --send-proxy-v2 writes upstream
+/// before the first byte of the client's: for the client's socket (its peer and the address it
+/// reached), or, for a received header that carries addresses, for those. A received LOCAL or
+/// UNKNOWN header carries none, so the socket's are sent. IPv4-mapped IPv6 ends go as TCP4
+/// (INET), as the builders do. v2 passes on the TLVs of a received v2 header, but for a CRC32C,
+/// which it computes afresh over the new header. "" when nothing is to be sent.
+inline std::string upstream_header(const settings& s, int client, const splice::proxy_header* received) {
+  if (s.send_proxy == 0) return "";
+  sockaddr_storage src{}, dst{};
+  socklen_t len = sizeof src;
+  if (getpeername(client, reinterpret_cast<sockaddr*>(&src), &len) != 0) src.ss_family = AF_UNSPEC;
+  len = sizeof dst;
+  if (getsockname(client, reinterpret_cast<sockaddr*>(&dst), &len) != 0) dst.ss_family = AF_UNSPEC;
+  if (received && received->has_address() && !received->local) src = received->src, dst = received->dst;
+  const auto* a = reinterpret_cast<const sockaddr*>(&src);
+  const auto* b = reinterpret_cast<const sockaddr*>(&dst);
+  std::vector<splice::proxy_tlv> tlvs;
+  splice::proxy_v2_extras x;
+  if (received && received->version == 2) {
+    for (const splice::proxy_tlv& t : received->tlvs) {
+      if (t.type == splice::proxy_tlv_type::crc32c) x.crc32c = true;
+      else tlvs.push_back(t);
+    }
+  }
+  x.tlvs = tlvs.data(), x.count = tlvs.size();
+  std::string out(256 + (received ? received->tlvs.size() : 0), '\0');
+  out.resize(s.send_proxy == 1 ? splice::build_proxy_v1(&out[0], out.size(), a, b)
+                               : splice::build_proxy_v2(&out[0], out.size(), a, b, x));
+  return out;
+}
+
+/// header_failure says in a few words why reading a client's PROXY header failed: the parser's
+/// reason ("v1 bad source port"), what had come when the deadline passed, or the call that failed.
+inline std::string header_failure(const splice::proxy_header_reader<>& r) {
+  if (*r.reason()) return r.reason();
+  if (r.error() == std::errc::timed_out)
+    return r.consumed() ? "header incomplete at the deadline, " + std::to_string(r.consumed()) + " bytes"
+                        : "no header within the deadline";
+  return r.op();
+}
+
+/// log_refused logs a client closed because its PROXY header was bad, incomplete or late, in the
+/// fixed format of log_connection, with op "proxy header" and the reason after the message:
+///   conn ID PEER: up 0 bytes, down 0 bytes, spliced no (nothing moved), proxy header: MESSAGE (WHY)
+inline void log_refused(unsigned long id, const std::string& peer, const splice::proxy_header_reader<>& r) {
+  std::printf("conn %lu %s: up 0 bytes, down 0 bytes, spliced no (nothing moved), proxy header: %s (%s)\n", id,
+              peer.c_str(), r.error().message().c_str(), header_failure(r).c_str());
+  std::fflush(stdout);
+}
+
+/// send_all writes all of data to a blocking socket; false with errno set on failure.
+inline bool send_all(int fd, const std::string& data) {
+  for (std::size_t off = 0; off < data.size();) {
+    const ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    off += std::size_t(n);
+  }
+  return true;
 }
 
 }  // namespace example

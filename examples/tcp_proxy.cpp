@@ -3,7 +3,11 @@
 // splice::proxy until both directions end, close, log one line. splice::proxy sets TCP_NODELAY on
 // both sockets (proxy_options::nodelay).
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
-//             [--max-splice BYTES] [--max-advance BYTES]
+//             [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy]
+//             [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
+// --accept-proxy reads the client's PROXY header (v1 or v2) with the blocking read_proxy_header in
+// the connection's thread, before connecting upstream; a bad or late one closes the client and is
+// logged. --send-proxy(-v2) writes a header upstream before the relay starts.
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -56,18 +60,33 @@ int main(int argc, char** argv) {
     try {
       std::thread([&, client, id, who] {
         splice::proxy_result r;
-        const int upstream = example::connect_to(upstream_at);
-        bool go = upstream >= 0;
-        if (!go) {
+        std::string peer = who, header;  // header: what goes upstream before the client's bytes
+        int upstream = -1;
+        bool go = true;
+        if (cfg.accept_proxy) {  // the blocking form: this thread has nothing else to do meanwhile
+          const splice::proxy_header_reader<> in = splice::read_proxy_header(client, cfg.proxy_timeout);
+          if (in.error()) example::log_refused(id, who, in);
+          else peer = example::peer_of(who, in.header()), header = example::upstream_header(cfg, client, &in.header());
+          go = !in.error();
+        } else {
+          header = example::upstream_header(cfg, client, nullptr);
+        }
+        if (go && (upstream = example::connect_to(upstream_at)) < 0) {
           r.error = std::error_code(errno, std::system_category());
           r.op = "connect";
-        } else {
+          go = false;
+        } else if (go) {
           std::lock_guard<std::mutex> lock(mu);
           live[client] = upstream;
           go = !stopping;
         }
+        if (go && !example::send_all(upstream, header)) {
+          r.error = std::error_code(errno, std::system_category());
+          r.op = "send";
+          go = false;
+        }
         if (go) r = splice::proxy(client, upstream, opt);
-        example::log_connection(id, who, r);
+        if (upstream >= 0 || r.error) example::log_connection(id, peer, r);
         std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
         live.erase(client);
         if (upstream >= 0) close(upstream);

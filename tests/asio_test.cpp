@@ -898,3 +898,208 @@ TEST_CASE("async_proxy honours a drain: cut at its deadline with timed_out from 
   CHECK(std::error_code(ec) == std::errc::timed_out);
   CHECK(std::string(res->op) == "drain");
 }
+
+namespace {
+/// A client connection (client, as a plain fd) and its accepted end as the framework's socket.
+struct greeting {
+  explicit greeting(net::io_context& ctx) : ctx(ctx) {
+    const int one = 1;
+    ::setsockopt(t.a.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // a segment per write
+  }
+  net::io_context& ctx;
+  test::tcp_pair t = test::make_tcp();
+  tcp::socket s{ctx, tcp::v4(), t.b.release()};
+  int client() const { return t.a.get(); }
+};
+
+const std::string v1_line = "PROXY TCP4 203.0.113.7 192.0.2.80 51234 8080\r\n";
+}  // namespace
+
+TEST_CASE("async_read_proxy_header: a header sent a byte at a time is accepted, and what follows stays",
+          "[asio][proxy_header]") {
+  net::io_context ctx;
+  greeting g(ctx);
+  std::optional<splice::proxy_header_reader<>> got;
+  error_code ec = aborted();
+  int calls = 0;
+  splice::async_read_proxy_header(g.s, 2000ms, [&](error_code e, splice::proxy_header_reader<> r) {
+    ++calls, ec = e, got.emplace(std::move(r));
+  });
+  CHECK(calls == 0);  // never inside the initiating call
+  std::thread client([&] {
+    for (char c : v1_line) {
+      test::write_all(g.client(), std::string(1, c));
+      std::this_thread::sleep_for(2ms);
+    }
+    test::write_all(g.client(), "after the header");
+  });
+  ctx.run();
+  client.join();
+  CHECK(calls == 1);
+  REQUIRE(got);
+  CHECK_FALSE(ec);
+  REQUIRE_FALSE(got->error());
+  CHECK(got->header().version == 1);
+  CHECK(got->header().size == v1_line.size());
+  const auto* src = reinterpret_cast<const sockaddr_in*>(&got->header().src);
+  CHECK(src->sin_family == AF_INET);
+  CHECK(ntohs(src->sin_port) == 51234);
+  CHECK_FALSE(g.s.non_blocking());  // the user-visible mode is left alone
+  CHECK(test::read_all(g.s.native_handle(), 16) == "after the header");
+}
+
+TEST_CASE("async_read_proxy_header in a coroutine: a v2 header with TLVs, and a splice of what follows",
+          "[asio][proxy_header]") {
+  net::io_context ctx;
+  greeting g(ctx);
+  sockaddr_in a{}, b{};
+  a.sin_family = b.sin_family = AF_INET;
+  a.sin_port = htons(4000), b.sin_port = htons(443);
+  a.sin_addr.s_addr = htonl(0xc0000201), b.sin_addr.s_addr = htonl(0xc0000202);
+  const std::string alpn = "h2";
+  const splice::proxy_tlv tlv{splice::proxy_tlv_type::alpn, 2, reinterpret_cast<const unsigned char*>(alpn.data())};
+  splice::proxy_v2_extras x;
+  x.tlvs = &tlv, x.count = 1, x.crc32c = true;
+  std::string header(512, '\0');
+  header.resize(splice::build_proxy_v2(&header[0], header.size(), reinterpret_cast<const sockaddr*>(&a),
+                                       reinterpret_cast<const sockaddr*>(&b), x));
+  const auto body = payload(1 << 20, 30);
+  std::thread client([&] { test::write_all(g.client(), header + body), ::shutdown(g.client(), SHUT_WR); });
+  auto sink = test::make_tcp();
+  tcp::socket out(ctx, tcp::v4(), sink.a.release());
+  std::string rest;
+  std::thread reader([&] { rest = test::read_all(sink.b.get()); });
+  std::optional<splice::proxy_header_reader<>> got;
+  splice::result copied;
+  net::co_spawn(
+      ctx,
+      [&]() -> net::awaitable<void> {
+        auto [ec, r] = co_await splice::async_read_proxy_header(g.s, 1000ms, netx::as_tuple(net::use_awaitable));
+        got.emplace(std::move(r));
+        if (ec) co_return;
+        std::tie(std::ignore, copied) = co_await splice::async_copy(out, g.s, netx::as_tuple(net::use_awaitable));
+        out.close();
+      },
+      net::detached);
+  ctx.run();
+  client.join();
+  reader.join();
+  REQUIRE(got);
+  REQUIRE_FALSE(got->error());
+  CHECK(got->header().version == 2);
+  const splice::proxy_tlv t = got->header().tlvs.find(splice::proxy_tlv_type::alpn);
+  REQUIRE(t.value);
+  CHECK(std::string(reinterpret_cast<const char*>(t.value), t.length) == "h2");
+  CHECK(copied.bytes == body.size());
+  CHECK((rest == body));
+}
+
+TEST_CASE("async_read_proxy_header: a bad header ends the read with bad_proxy_header and its reason",
+          "[asio][proxy_header]") {
+  net::io_context ctx;
+  greeting g(ctx);
+  const std::string bad = GENERATE(std::string("PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n"), std::string("GET / HTTP/1.1\r\n"));
+  test::write_all(g.client(), bad);
+  std::optional<splice::proxy_header_reader<>> got;
+  error_code ec;
+  splice::async_read_proxy_header(g.s, 1000ms, [&](error_code e, splice::proxy_header_reader<> r) {
+    ec = e, got.emplace(std::move(r));
+  });
+  const auto start = std::chrono::steady_clock::now();
+  ctx.run();
+  CHECK(std::chrono::steady_clock::now() - start < 500ms);  // at once, not at the deadline
+  REQUIRE(got);
+  CHECK(got->error() == splice::errc::bad_proxy_header);
+  CHECK(std::error_code(ec) == got->error());
+  CHECK(std::string(got->op()) == "proxy header");
+  CHECK(std::string(got->reason()) != "");
+}
+
+TEST_CASE("async_read_proxy_header: a silent client, or one that stops inside the header, times out",
+          "[asio][proxy_header]") {
+  net::io_context ctx;
+  greeting g(ctx);
+  const std::string part = GENERATE(std::string(), std::string("PROXY TCP4 1.2"));
+  if (!part.empty()) test::write_all(g.client(), part);
+  std::optional<splice::proxy_header_reader<>> got;
+  error_code ec;
+  splice::async_read_proxy_header(g.s, 100ms, [&](error_code e, splice::proxy_header_reader<> r) {
+    ec = e, got.emplace(std::move(r));
+  });
+  const auto start = std::chrono::steady_clock::now();
+  ctx.run();
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= 100ms);
+  CHECK(took < 1000ms);
+  REQUIRE(got);
+  CHECK(got->error() == std::errc::timed_out);
+  CHECK(std::error_code(ec) == std::errc::timed_out);
+  CHECK(std::string(got->op()) == "deadline");
+  CHECK(got->consumed() == part.size());
+  CHECK(g.s.is_open());  // the caller closes it
+}
+
+TEST_CASE("async_read_proxy_header || a timer: the timer wins and the read is cancelled", "[asio][proxy_header][cancel]") {
+  using namespace net::experimental::awaitable_operators;
+  net::io_context ctx;
+  greeting g(ctx);
+  std::size_t winner = 9;
+  net::co_spawn(
+      ctx,
+      [&]() -> net::awaitable<void> {
+        net::steady_timer timer(ctx, 1ms);
+        auto v = co_await (splice::async_read_proxy_header(g.s, 5000ms, netx::as_tuple(net::use_awaitable)) ||
+                           timer.async_wait(net::use_awaitable));
+        winner = v.index();
+      },
+      net::detached);
+  const auto start = std::chrono::steady_clock::now();
+  ctx.run();
+  CHECK(winner == 1);
+  CHECK(std::chrono::steady_clock::now() - start < 1000ms);
+}
+
+TEST_CASE("async_read_proxy_header: close() during the wait ends it with operation_aborted", "[asio][proxy_header]") {
+  net::io_context ctx;
+  greeting g(ctx);
+  test::write_all(g.client(), "PROXY TCP4 ");
+  std::optional<splice::proxy_header_reader<>> got;
+  error_code ec;
+  splice::async_read_proxy_header(g.s, 5000ms, [&](error_code e, splice::proxy_header_reader<> r) {
+    ec = e, got.emplace(std::move(r));
+  });
+  ctx.poll();  // started: the header's start taken, waiting for more
+  CHECK_FALSE(got);
+  g.s.close();
+  ctx.run();
+  REQUIRE(got);
+  CHECK(ec == aborted());
+  CHECK(got->error() == std::error_code(ec));
+  CHECK(got->consumed() == 11);
+}
+
+TEST_CASE("async_read_proxy_header: many reads on an io_context run by two threads, headers in two pieces",
+          "[asio][proxy_header][threads]") {
+  net::io_context ctx;
+  std::vector<std::unique_ptr<greeting>> conns;
+  for (int i = 0; i < 40; ++i) conns.push_back(std::make_unique<greeting>(ctx));
+  std::atomic<int> ok{0}, calls{0};
+  for (auto& g : conns) {
+    splice::async_read_proxy_header(g->s, 5000ms, [&](error_code e, splice::proxy_header_reader<> r) {
+      ++calls;
+      if (!e && r.header().size == v1_line.size()) ++ok;
+    });
+  }
+  std::thread t([&] { ctx.run(); });
+  std::thread client([&] {
+    for (auto& g : conns) test::write_all(g->client(), v1_line.substr(0, 20));
+    std::this_thread::sleep_for(5ms);
+    for (auto& g : conns) test::write_all(g->client(), v1_line.substr(20) + "x");
+  });
+  ctx.run();
+  t.join();
+  client.join();
+  CHECK(calls == 40);
+  CHECK(ok == 40);
+  for (auto& g : conns) CHECK(test::read_all(g->s.native_handle(), 1) == "x");
+}

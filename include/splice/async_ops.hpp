@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: MIT
-// splice::async_copy and splice::async_proxy for the streams of one framework: the overloads, written
-// once, over the engine of async_relay.hpp. Include <splice/asio.hpp> or <splice/boost_asio.hpp>.
+// splice::async_copy, splice::async_proxy and splice::async_read_proxy_header for the streams of one
+// framework: the overloads, written once, over the engines of async_relay.hpp and
+// async_proxy_header.hpp. Include <splice/asio.hpp> or <splice/boost_asio.hpp>.
 #ifndef SPLICE_ASYNC_OPS_HPP_
 #define SPLICE_ASYNC_OPS_HPP_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <type_traits>
 #include <utility>
 
 #include "async_fwd.hpp"
+#include "async_proxy_header.hpp"
 #include "async_relay.hpp"
 #include "copier.hpp"
 #include "options.hpp"
+#include "proxy_header_reader.hpp"
 #include "result.hpp"
 #include "system_calls.hpp"
 
@@ -39,7 +43,8 @@ decltype(auto) async_relay(A& a, B& b, std::uint64_t limit, const proxy_options&
 }
 
 /// async_ops_for<Net> is what async_ops<Stream> is for every stream type of one framework: the
-/// overloads of splice::async_copy and splice::async_proxy, written once.
+/// overloads of splice::async_copy, splice::async_proxy and splice::async_read_proxy_header,
+/// written once.
 template <class Net>
 struct async_ops_for {
   using net = Net;
@@ -76,6 +81,29 @@ struct async_ops_for {
   static decltype(auto) proxy(A& a, B& b, const proxy_options& opt, Sys sys, Token&& token) {
     static_assert(std::is_same_v<typename async_ops<B>::net, Net>, "a and b must belong to one framework");
     return async_relay<Net, proxy_result, copier>(a, b, no_limit, opt, std::move(sys), std::forward<Token>(token));
+  }
+
+  /// read_proxy_header reads the PROXY header at the start of s within proxy_header_timeout.
+  template <class Stream, class Token>
+  static decltype(auto) read_proxy_header(Stream& s, Token&& token) {
+    return read_proxy_header(s, proxy_header_timeout, proxy_header_options{}, system_calls{}, std::forward<Token>(token));
+  }
+  /// The same within timeout (negative: none).
+  template <class Stream, class Token>
+  static decltype(auto) read_proxy_header(Stream& s, std::chrono::milliseconds timeout, Token&& token) {
+    return read_proxy_header(s, timeout, proxy_header_options{}, system_calls{}, std::forward<Token>(token));
+  }
+  /// The same, accepting the headers opt says.
+  template <class Stream, class Token>
+  static decltype(auto) read_proxy_header(Stream& s, std::chrono::milliseconds timeout, const proxy_header_options& opt,
+                                          Token&& token) {
+    return read_proxy_header(s, timeout, opt, system_calls{}, std::forward<Token>(token));
+  }
+  /// The same, with sys as the system-call seam (only recv is called).
+  template <class Stream, class Sys, class Token>
+  static decltype(auto) read_proxy_header(Stream& s, std::chrono::milliseconds timeout, const proxy_header_options& opt,
+                                          Sys sys, Token&& token) {
+    return async_read_header<Net>(s, timeout, opt, std::move(sys), std::forward<Token>(token));
   }
 };
 

@@ -114,6 +114,13 @@ struct splice {
     return splice_lib::async_ops<A>::proxy(a, b, std::forward<Args>(args)...);
   }
 
+  /// Starts reading the PROXY header at the start of an asio or Boost.Asio stream socket, completing
+  /// with (error_code, proxy_header_reader<>); see <splice/asio.hpp>.
+  template <class Stream, class... Args>
+  static decltype(auto) async_read_proxy_header(Stream& s, Args&&... args) {
+    return splice_lib::async_ops<Stream>::read_proxy_header(s, std::forward<Args>(args)...);
+  }
+
   /// Relays a and b both ways until both directions end; see splice_lib::proxy.
   static proxy_result proxy(int a, int b, const proxy_options& opt = {}) noexcept {
     return splice_lib::proxy(a, b, opt);
