@@ -49,6 +49,10 @@ struct options {
   /// need not block it around each advance(). Checked once per copy: if SIGPIPE is not ignored
   /// after all, the copy blocks it as usual.
   bool sigpipe_ignored = false;
+  /// Counts what the copy does in the process's metrics (metrics.hpp): bytes each way, spliced or
+  /// why not, waits for the rate limit, the error, and for a relay the connection. A few relaxed
+  /// stores per advance() into the thread's own counters; README, "Metrics", has its cost.
+  bool metrics = true;
 };
 
 /// How proxy(), duplex and async_proxy relay a connection.
