@@ -3,7 +3,7 @@
 // on its own strand: connect upstream, then one co_await splice::async_proxy(...). --userspace runs
 // the same proxy with the relay it replaces: async_read_some and async_write through a buffer.
 //   asio_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] [--threads N]
-//              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES]
+//              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES] [--metrics HOST:PORT]
 // --threads N runs one io_context on N threads (default 1). Past --max-conns (default 1024) it stops
 // accepting; new connections wait in the listen backlog.
 #include <atomic>
@@ -21,6 +21,7 @@
 
 #include <splice/asio.hpp>
 
+#include "metrics_http.hpp"
 #include "net.hpp"
 
 namespace {
@@ -212,12 +213,15 @@ int main(int argc, char** argv) {
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   tcp::acceptor acceptor(asio::make_strand(ctx), ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
 
+  example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
+  if (!cfg.metrics.empty() && !metrics.start(cfg.metrics)) return 1;
   proxy p(ctx, cfg, upstream, std::move(acceptor));
   p.start();
   std::vector<std::thread> pool;
   for (int i = 1; i < threads; ++i) pool.emplace_back([&] { ctx.run(); });
   ctx.run();
   for (auto& t : pool) t.join();
+  metrics.stop();
   example::print_pool();
   std::printf("stopped\n");
   return 0;

@@ -2,7 +2,7 @@
 // epoll_proxy: edge-triggered epoll loops, thousands of connections each, every connection relayed
 // by two resumable copiers (client -> upstream and upstream -> client).
 //   epoll_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
-//               [--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]
+//               [--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES] [--metrics HOST:PORT]
 // --threads N (default 1) runs N loops, each on its own thread with its own epoll and its own
 // SO_REUSEPORT listener on the same address; they share the pipe pool. Past --max-conns (default
 // 1024, counted for the whole process) the loops stop accepting and new connections wait in the
@@ -24,6 +24,7 @@
 
 #include <splice/splice.hpp>
 
+#include "metrics_http.hpp"
 #include "net.hpp"
 
 namespace {
@@ -344,6 +345,8 @@ int main(int argc, char** argv) {
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
   const std::vector<int> listeners = example::open_listeners(p.cfg.listen, p.cfg.threads, SOCK_NONBLOCK);
   if (stop < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream)) return 1;
+  example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
+  if (!p.cfg.metrics.empty() && !metrics.start(p.cfg.metrics)) return 1;
   for (int fd : listeners) {
     p.loops.push_back(std::make_unique<proxy_loop>(p, fd));
     if (!p.loops.back()->open()) return 1;
@@ -357,6 +360,7 @@ int main(int argc, char** argv) {
   p.stopping = true;
   for (auto& l : p.loops) l->wake();
   for (auto& t : threads) t.join();
+  metrics.stop();
   example::print_pool();
   std::printf("stopped\n");
   return 0;

@@ -30,6 +30,7 @@ struct settings {
   int max_conns = 1024;
   int threads = 1;  // epoll_proxy's event loops
   std::size_t max_splice = 0, max_advance = 0;  // 0: the library's defaults
+  std::string metrics;  // --metrics HOST:PORT: serve GET /metrics there (metrics_http.hpp); "": none
 };
 
 /// Sets what the command line says of the copies' options (tuning, and the benchmark's experiments).
@@ -52,7 +53,7 @@ inline void print_pool() {
 inline void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] "
-               "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]\n",
+               "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES] [--metrics HOST:PORT]\n",
                prog);
   std::exit(2);
 }
@@ -79,6 +80,7 @@ inline settings parse(int argc, char** argv) {
     else if (a == "--threads" && i + 1 < argc) s.threads = std::atoi(argv[++i]);
     else if (a == "--max-splice" && i + 1 < argc) s.max_splice = bytes(argv[++i], argv[0]);
     else if (a == "--max-advance" && i + 1 < argc) s.max_advance = bytes(argv[++i], argv[0]);
+    else if (a == "--metrics" && i + 1 < argc) s.metrics = argv[++i];
     else usage(argv[0]);
   }
   if (s.threads < 1) usage(argv[0]);

@@ -3,7 +3,7 @@
 // splice::proxy until both directions end, close, log one line. splice::proxy sets TCP_NODELAY on
 // both sockets (proxy_options::nodelay).
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
-//             [--max-splice BYTES] [--max-advance BYTES]
+//             [--max-splice BYTES] [--max-advance BYTES] [--metrics HOST:PORT]
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -14,6 +14,7 @@
 
 #include <splice/splice.hpp>
 
+#include "metrics_http.hpp"
 #include "net.hpp"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
   const int listener = example::listen_on(cfg.listen, SOCK_NONBLOCK);
   example::address upstream_at;
   if (listener < 0 || stop < 0 || !example::resolve_to(cfg.upstream, upstream_at)) return 1;
+  example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
+  if (!cfg.metrics.empty() && !metrics.start(cfg.metrics)) return 1;
 
   splice::proxy_options opt;
   example::apply(cfg, opt.copy);
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
     if (upstream >= 0) shutdown(upstream, SHUT_RDWR);
   }
   idle.wait(lock, [&] { return live.empty(); });
+  metrics.stop();
   example::print_pool();
   std::printf("stopped\n");
   return 0;
