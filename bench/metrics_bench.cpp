@@ -134,8 +134,8 @@ void BM_count(benchmark::State& state) {
   for (auto _ : state) {
     d::shard* sh = d::this_shard();
     benchmark::DoNotOptimize(sh);
-    d::count(sh, d::up_bytes, 64);
-    d::count(sh, d::user_bytes + 2, 64);
+    d::add_count(sh, d::up_bytes, 64);
+    d::add_count(sh, d::user_bytes + 2, 64);
     benchmark::ClobberMemory();
   }
 }

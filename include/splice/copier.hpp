@@ -164,7 +164,7 @@ class copier {
     meter_.end();
     opt_.pool->record(spliced_, result_.bytes - spliced_);
     if (opt_.metrics && owns_error_ && result_.error)
-      detail::count(detail::this_shard(), detail::errors + detail::word_slot(result_.op, detail::error_ops, detail::error_op_count), 1);
+      detail::add_count(detail::this_shard(), detail::errors + detail::word_slot(result_.op, detail::error_ops, detail::error_op_count), 1);
   }
 
   // tell counts what one advance() did in this thread's shard of the metrics (metrics.hpp): the
@@ -173,13 +173,13 @@ class copier {
   void tell(std::uint64_t bytes, std::uint64_t spliced, step s) noexcept {
     if (bytes == 0 && s != step::later) return;
     detail::shard* sh = detail::this_shard();
-    if (s == step::later) detail::count(sh, detail::rate_waits, 1);
+    if (s == step::later) detail::add_count(sh, detail::rate_waits, 1);
     if (bytes == 0) return;
-    detail::count(sh, way_, bytes);
-    if (spliced > 0) detail::count(sh, detail::spliced_bytes, spliced);
+    detail::add_count(sh, way_, bytes);
+    if (spliced > 0) detail::add_count(sh, detail::spliced_bytes, spliced);
     if (bytes == spliced) return;
     if (reason_ == detail::fallback_count) reason_ = detail::word_slot(result_.fallback, detail::fallback_words, detail::fallback_count);
-    detail::count(sh, detail::user_bytes + reason_, bytes - spliced);
+    detail::add_count(sh, detail::user_bytes + reason_, bytes - spliced);
   }
 
   options opt_;

@@ -71,7 +71,7 @@ class duplex {
       : sys_(sys), a_(a), b_(b), nodelay_(opt.nodelay), both_(true), ab_(b, a, no_limit, opt.copy, sys),
         ba_(a, b, no_limit, opt.copy, sys) {
     init(opt.copy);
-    if (metrics_) detail::count(detail::this_shard(), detail::opened, 1);
+    if (metrics_) detail::add_count(detail::this_shard(), detail::opened, 1);
   }
   /// Copies at most limit bytes from a to b.
   duplex(one_way_t, int a, int b, std::uint64_t limit, const options& opt = {}, Sys sys = {}) noexcept
@@ -83,7 +83,7 @@ class duplex {
   duplex& operator=(const duplex&) = delete;
   /// A relay destroyed before it ended counts as closed in the metrics all the same.
   ~duplex() {
-    if (metrics_ && both_ && !finished_) detail::count(detail::this_shard(), detail::closed, 1);
+    if (metrics_ && both_ && !finished_) detail::add_count(detail::this_shard(), detail::closed, 1);
   }
 
   int a() const noexcept { return a_; }
@@ -170,8 +170,8 @@ class duplex {
     finished_ = true;
     if (!metrics_) return;
     detail::shard* sh = detail::this_shard();
-    if (both_) detail::count(sh, detail::closed, 1);
-    if (error_) detail::count(sh, detail::errors + detail::word_slot(op_, detail::error_ops, detail::error_op_count), 1);
+    if (both_) detail::add_count(sh, detail::closed, 1);
+    if (error_) detail::add_count(sh, detail::errors + detail::word_slot(op_, detail::error_ops, detail::error_op_count), 1);
   }
 
   // start learns both fds once and prepares them; a failure ends the duplex before a byte moves.

@@ -5,7 +5,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -72,7 +71,7 @@ struct metrics {
 
   /// mirror_cut counts one mirror cut off (one that fell behind and was dropped). The mirror code
   /// calls it; any thread, no lock.
-  static void mirror_cut() noexcept { detail::count(detail::this_shard(), detail::mirrors_cut, 1); }
+  static void mirror_cut() noexcept { detail::add_count(detail::this_shard(), detail::mirrors_cut, 1); }
 
   /// Returns the bytes moved through user space for reason (a result::fallback word; "" for all).
   std::uint64_t userspace(const char* reason = "") const noexcept {
@@ -131,11 +130,9 @@ struct metrics {
   // sample writes one line, splice_<name>{label="value"} n; no label when label is "". Label
   // values are the fixed words, which hold no quote, backslash or newline.
   static void sample(std::string& out, const char* name, const char* label, const char* value, std::uint64_t n) {
-    char num[24];
-    std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(n));
     out.append("splice_").append(name);
     if (*label) out.append("{").append(label).append("=\"").append(value).append("\"}");
-    out.append(" ").append(num).append("\n");
+    out.append(" ").append(std::to_string(n)).append("\n");
   }
 };
 

@@ -134,8 +134,8 @@ inline shard* this_shard() noexcept {
   return &mine.s;
 }
 
-/// count adds n to slot i of shard s (this_shard()), or to the retired sums when s is nullptr.
-inline void count(shard* s, std::size_t i, std::uint64_t n) noexcept {
+/// add_count adds n to slot i of shard s (this_shard()), or to the retired sums when s is nullptr.
+inline void add_count(shard* s, std::size_t i, std::uint64_t n) noexcept {
   if (s) s->add(i, n);
   else tallies::process().add_retired(i, n);
 }
