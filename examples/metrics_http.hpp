@@ -87,8 +87,9 @@ class metrics_server {
     std::vector<client> clients;
     std::vector<pollfd> fds;
     for (;;) {
-      fds.assign({{wake_, POLLIN, 0}, {clients.size() < max_clients ? listener_ : -1, POLLIN, 0}});
-      auto next = clock_type::time_point::max();
+      const bool accepting = clients.size() < max_clients && clock_type::now() >= accept_after_;
+      fds.assign({{wake_, POLLIN, 0}, {accepting ? listener_ : -1, POLLIN, 0}});
+      auto next = accepting ? clock_type::time_point::max() : accept_after_;
       for (const client& c : clients) {
         fds.push_back({c.fd, short(c.out.empty() ? POLLIN : POLLOUT), 0});
         next = std::min(next, c.deadline);
@@ -96,7 +97,10 @@ class metrics_server {
       const auto ms = next == clock_type::time_point::max()
                           ? -1
                           : std::clamp<long long>(std::chrono::ceil<std::chrono::milliseconds>(next - clock_type::now()).count(), 0, INT_MAX);
-      if (poll(fds.data(), fds.size(), int(ms)) < 0 && errno != EINTR) return std::perror("metrics: poll");
+      if (poll(fds.data(), fds.size(), int(ms)) < 0 && errno != EINTR) {
+        std::perror("metrics: poll");
+        break;
+      }
       if (fds[0].revents) break;
       for (std::size_t i = 0; i < clients.size(); ++i)
         if (fds[i + 2].revents) serve(clients[i]);
@@ -112,11 +116,14 @@ class metrics_server {
     for (const client& c : clients) close(c.fd);
   }
 
-  // accept_all takes queued connections while there is room; a failure (out of fds) leaves the
-  // rest in the backlog for the next round.
+  // accept_all takes queued connections while there is room. A failure other than an empty queue
+  // (out of fds) leaves the rest in the backlog and the listener unwatched for 100 ms: it stays
+  // readable, and watching it would spin.
   void accept_all(std::vector<client>& clients) {
     while (clients.size() < max_clients) {
       const int fd = accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        accept_after_ = clock_type::now() + std::chrono::milliseconds(100);
       if (fd < 0) return;
       clients.push_back({fd, clock_type::now() + max_time, {}, {}, 0});
     }
@@ -182,6 +189,7 @@ class metrics_server {
 
   int listener_ = -1, wake_ = -1;
   std::thread thread_;
+  clock_type::time_point accept_after_{};  // the listener is not watched before then (see accept_all)
 };
 
 }  // namespace example

@@ -55,7 +55,9 @@ struct metrics {
     detail::tallies::process().sum(v);
     metrics m;
     m.connections_total = v[detail::opened];
-    m.connections_open = v[detail::opened] - v[detail::closed];  // a relay closes after it opens
+    // A relay opened on one thread and closed on another counts in two shards, which the sum reads
+    // at two instants: for a moment the close may be seen without the open.
+    m.connections_open = v[detail::opened] > v[detail::closed] ? v[detail::opened] - v[detail::closed] : 0;
     m.bytes_up = v[detail::up_bytes], m.bytes_down = v[detail::down_bytes];
     m.spliced_bytes = v[detail::spliced_bytes];
     for (std::size_t i = 0; i < detail::fallback_count; ++i)
