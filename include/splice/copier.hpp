@@ -35,7 +35,9 @@ static_assert(int(detail::waits_on::src) == int(step::read) && int(detail::waits
 /// Socket and pipe ends must be O_NONBLOCK (else errc::blocking_fd from "fd", unless made with
 /// allow_blocking); a regular file is always ready and never waited on. It waits only after the fd
 /// it names said EAGAIN, so edge-triggered readiness is sound. It must be the only reader of a src
-/// pipe and the only writer of a dst pipe. Sys is the system-call seam (system_calls.hpp).
+/// pipe and the only writer of a dst pipe. Sys is the system-call seam (system_calls.hpp). It counts
+/// in the process's metrics (metrics.hpp) after each advance() that moved bytes or waited for its
+/// rate limit, and its error when it ends (options::metrics turns that off).
 /// Not thread-safe: one copier per direction of a connection, used by one thread at a time.
 template <class Sys = system_calls>
 class copier {

@@ -61,7 +61,9 @@ inline constexpr one_way_t one_way{};
 ///   says what both wait for next.
 /// A driver waits for those bits (level- or edge-triggered: a direction waits only after EAGAIN),
 /// calls advance() with what came, and ends the duplex itself for what only it can see: stop(), or
-/// expire() for its idle timeout. Closes neither fd. Copier is copier<Sys>, or (tests) a type
+/// expire() for its idle timeout. Closes neither fd. A two-way duplex counts in the process's
+/// metrics (metrics.hpp) as a connection, open from its construction until it is done or destroyed,
+/// and its first error once; its copiers count the bytes. Copier is copier<Sys>, or (tests) a type
 /// derived from it. Not thread-safe: one thread at a time.
 template <class Sys = system_calls, class Copier = copier<Sys>>
 class duplex {
