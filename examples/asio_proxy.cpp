@@ -5,6 +5,7 @@
 //   asio_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] [--threads N]
 //              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy]
 //              [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
+//              [--metrics HOST:PORT]
 // --threads N runs one io_context on N threads (default: one per CPU the process may run on, as
 // sched_getaffinity says). Past --max-conns (default 1024) it stops accepting; new connections wait
 // in the listen backlog. --accept-proxy reads the client's PROXY
@@ -25,6 +26,7 @@
 
 #include <splice/asio.hpp>
 
+#include "metrics_http.hpp"
 #include "net.hpp"
 
 namespace {
@@ -242,12 +244,15 @@ int main(int argc, char** argv) {
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   tcp::acceptor acceptor(asio::make_strand(ctx), ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
 
+  example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
+  if (!cfg.metrics.empty() && !metrics.start(cfg.metrics)) return 1;
   proxy p(ctx, cfg, upstream, std::move(acceptor));
   p.start();
   std::vector<std::thread> pool;
   for (int i = 1; i < threads; ++i) pool.emplace_back([&] { ctx.run(); });
   ctx.run();
   for (auto& t : pool) t.join();
+  metrics.stop();
   example::print_pool();
   std::printf("stopped\n");
   return 0;

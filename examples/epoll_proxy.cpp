@@ -4,6 +4,7 @@
 //   epoll_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 //               [--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]
 //               [--accept-proxy] [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
+//               [--metrics HOST:PORT]
 // --threads N (default: one per CPU the process may run on) runs N loops, each on its own thread with its
 // own epoll and its own
 // SO_REUSEPORT listener on the same address; they share the pipe pool. Past --max-conns (default
@@ -31,6 +32,7 @@
 
 #include <splice/splice.hpp>
 
+#include "metrics_http.hpp"
 #include "net.hpp"
 
 namespace {
@@ -442,6 +444,8 @@ int main(int argc, char** argv) {
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
   const std::vector<int> listeners = example::open_listeners(p.cfg.listen, p.cfg.threads, SOCK_NONBLOCK);
   if (stop < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream)) return 1;
+  example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
+  if (!p.cfg.metrics.empty() && !metrics.start(p.cfg.metrics)) return 1;
   for (int fd : listeners) {
     p.loops.push_back(std::make_unique<proxy_loop>(p, fd));
     if (!p.loops.back()->open()) return 1;
@@ -455,6 +459,7 @@ int main(int argc, char** argv) {
   p.stopping = true;
   for (auto& l : p.loops) l->wake();
   for (auto& t : threads) t.join();
+  metrics.stop();
   example::print_pool();
   std::printf("stopped\n");
   return 0;

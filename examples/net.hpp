@@ -37,6 +37,7 @@ struct settings {
   bool accept_proxy = false;  // --accept-proxy: a PROXY header (v1 or v2) comes first from each client
   int send_proxy = 0;         // --send-proxy (1), --send-proxy-v2 (2): write one upstream first
   std::chrono::milliseconds proxy_timeout{1000};  // --proxy-timeout: for the whole received header
+  std::string metrics;  // --metrics HOST:PORT: serve GET /metrics there (metrics_http.hpp); "": none
 };
 
 /// Sets what the command line says of the copies' options (tuning, and the benchmark's experiments).
@@ -60,7 +61,8 @@ inline void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] "
                "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy] "
-               "[--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]\n",
+               "[--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS] "
+               "[--metrics HOST:PORT]\n",
                prog);
   std::exit(2);
 }
@@ -112,6 +114,7 @@ inline settings parse(int argc, char** argv, bool looped = true) {
     else if (a == "--send-proxy" && s.send_proxy != 2) s.send_proxy = 1;
     else if (a == "--send-proxy-v2" && s.send_proxy != 1) s.send_proxy = 2;
     else if (a == "--proxy-timeout" && i + 1 < argc) s.proxy_timeout = seconds_ms(argv[++i], argv[0]);
+    else if (a == "--metrics" && i + 1 < argc) s.metrics = argv[++i];
     else usage(argv[0]);
   }
   if (s.threads == 0) s.threads = usable_cpus();

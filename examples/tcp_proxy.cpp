@@ -5,6 +5,7 @@
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 //             [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy]
 //             [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
+//             [--metrics HOST:PORT]
 // --accept-proxy reads the client's PROXY header (v1 or v2) with the blocking read_proxy_header in
 // the connection's thread, before connecting upstream; a bad or late one closes the client and is
 // logged. --send-proxy(-v2) writes a header upstream before the relay starts.
@@ -18,6 +19,7 @@
 
 #include <splice/splice.hpp>
 
+#include "metrics_http.hpp"
 #include "net.hpp"
 
 int main(int argc, char** argv) {
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
   const int listener = example::listen_on(cfg.listen, SOCK_NONBLOCK);
   example::address upstream_at;
   if (listener < 0 || stop < 0 || !example::resolve_to(cfg.upstream, upstream_at)) return 1;
+  example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
+  if (!cfg.metrics.empty() && !metrics.start(cfg.metrics)) return 1;
 
   splice::proxy_options opt;
   example::apply(cfg, opt.copy);
@@ -109,6 +113,7 @@ int main(int argc, char** argv) {
     if (upstream >= 0) shutdown(upstream, SHUT_RDWR);
   }
   idle.wait(lock, [&] { return live.empty(); });
+  metrics.stop();
   example::print_pool();
   std::printf("stopped\n");
   return 0;

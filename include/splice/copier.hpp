@@ -9,6 +9,7 @@
 
 #include "detail/moves.hpp"
 #include "detail/mover.hpp"
+#include "detail/tally.hpp"
 #include "error.hpp"
 #include "options.hpp"
 #include "pipe_pool.hpp"
@@ -34,7 +35,9 @@ static_assert(int(detail::waits_on::src) == int(step::read) && int(detail::waits
 /// Socket and pipe ends must be O_NONBLOCK (else errc::blocking_fd from "fd", unless made with
 /// allow_blocking); a regular file is always ready and never waited on. It waits only after the fd
 /// it names said EAGAIN, so edge-triggered readiness is sound. It must be the only reader of a src
-/// pipe and the only writer of a dst pipe. Sys is the system-call seam (system_calls.hpp).
+/// pipe and the only writer of a dst pipe. Sys is the system-call seam (system_calls.hpp). It counts
+/// in the process's metrics (metrics.hpp) after each advance() that moved bytes or waited for its
+/// rate limit, and its error when it ends (options::metrics turns that off).
 /// Not thread-safe: one copier per direction of a connection, used by one thread at a time.
 template <class Sys = system_calls>
 class copier {
@@ -72,7 +75,9 @@ class copier {
   /// that returned a short count may have raised SIGPIPE for the next chunk; until a later call
   /// into dst settles it (a count or EAGAIN says dst lives), the scope consumes one.
   step advance(sigpipe_scope& scope) noexcept {
+    const std::uint64_t bytes = result_.bytes, spliced = spliced_;
     const step s = run(scope);
+    if (opt_.metrics) tell(result_.bytes - bytes, spliced_ - spliced, s);
     if (std::exchange(maybe_raised_, false)) scope.note(std::make_error_code(std::errc::broken_pipe));
     return s;
   }
@@ -156,12 +161,30 @@ class copier {
     return raises ? scope.note(ec) : void(), stop(ec, op), step::done;
   }
 
-  // end gives the pipe back, and tells the pool's counters what the copy moved.
+  // end gives the pipe back, and tells the pool's counters what the copy moved, and the metrics
+  // its error (a duplex counts its relay's first error itself, once).
   void end() noexcept {
     phase_ = phase::done;
     mover_.release();
     meter_.end();
     opt_.pool->record(spliced_, result_.bytes - spliced_);
+    if (opt_.metrics && owns_error_ && result_.error)
+      detail::add_count(detail::this_shard(), detail::errors + detail::word_slot(result_.op, detail::error_ops, detail::error_op_count), 1);
+  }
+
+  // tell counts what one advance() did in this thread's shard of the metrics (metrics.hpp): the
+  // bytes into dst by direction, spliced or by result::fallback's word, and a wait for the rate
+  // limit. An advance that moved nothing and did not wait costs a compare.
+  void tell(std::uint64_t bytes, std::uint64_t spliced, step s) noexcept {
+    if (bytes == 0 && s != step::later) return;
+    detail::shard* sh = detail::this_shard();
+    if (s == step::later) detail::add_count(sh, detail::rate_waits, 1);
+    if (bytes == 0) return;
+    detail::add_count(sh, way_, bytes);
+    if (spliced > 0) detail::add_count(sh, detail::spliced_bytes, spliced);
+    if (bytes == spliced) return;
+    if (reason_ == detail::fallback_count) reason_ = detail::word_slot(result_.fallback, detail::fallback_words, detail::fallback_count);
+    detail::add_count(sh, detail::user_bytes + reason_, bytes - spliced);
   }
 
   options opt_;
@@ -176,6 +199,11 @@ class copier {
   bool drained_ = false;       // the last read gave less than asked (options::short_read_drains)
   bool mask_sigpipe_ = true;   // advance() blocks SIGPIPE (off when the host ignores it)
   bool blocking_ok_ = false;
+  // The metrics: the direction's slot (a duplex makes its b to a copier down_bytes), whether the
+  // copy counts its own error (not in a duplex), result::fallback's slot once known.
+  detail::slot way_ = detail::up_bytes;
+  bool owns_error_ = true;
+  std::size_t reason_ = detail::fallback_count;
 };
 
 }  // namespace splice_lib

@@ -67,7 +67,9 @@ inline constexpr one_way_t one_way{};
 ///   says what both wait for next.
 /// A driver waits for those bits (level- or edge-triggered: a direction waits only after EAGAIN),
 /// calls advance() with what came, and ends the duplex itself for what only it can see: stop(), or
-/// expire() for its idle timeout. Closes neither fd. Copier is copier<Sys>, or (tests) a type
+/// expire() for its idle timeout. Closes neither fd. A two-way duplex counts in the process's
+/// metrics (metrics.hpp) as a connection, open from its construction until it is done or destroyed,
+/// and its first error once; its copiers count the bytes. Copier is copier<Sys>, or (tests) a type
 /// derived from it. Not thread-safe: one thread at a time.
 template <class Sys = system_calls, class Copier = copier<Sys>>
 class duplex {
@@ -77,6 +79,7 @@ class duplex {
       : sys_(sys), a_(a), b_(b), nodelay_(opt.nodelay), both_(true), ab_(b, a, no_limit, opt.copy, sys),
         ba_(a, b, no_limit, opt.copy, sys) {
     init(opt.copy);
+    if (metrics_) detail::add_count(detail::this_shard(), detail::opened, 1);
   }
   /// Copies at most limit bytes from a to b.
   duplex(one_way_t, int a, int b, std::uint64_t limit, const options& opt = {}, Sys sys = {}) noexcept
@@ -86,6 +89,10 @@ class duplex {
   }
   duplex(const duplex&) = delete;
   duplex& operator=(const duplex&) = delete;
+  /// A relay destroyed before it ended counts as closed in the metrics all the same.
+  ~duplex() {
+    if (metrics_ && both_ && !finished_) detail::add_count(detail::this_shard(), detail::closed, 1);
+  }
 
   int a() const noexcept { return a_; }
   int b() const noexcept { return b_; }
@@ -122,6 +129,7 @@ class duplex {
     settle(ab_, b_, ba_);  // first: an error here stops the other before it runs
     run(ba_, came & ready::b_in, came & ready::a_out, now, scope);
     settle(ba_, a_, ab_);
+    finish();
     return (ab_.ended ? 0 : bits(ab_.s, ready::a_in, ready::b_out)) | (ba_.ended ? 0 : bits(ba_.s, ready::b_in, ready::a_out));
   }
 
@@ -131,6 +139,7 @@ class duplex {
     if (!error_) error_ = ec, op_ = op;
     for (way* w : {&ab_, &ba_})
       if (!w->ended) w->c.stop(ec, op), w->ended = true;
+    finish();
   }
   /// Ends both directions for the driver's idle timeout: std::errc::timed_out from "idle".
   void expire() noexcept { stop(std::make_error_code(std::errc::timed_out), "idle"); }
@@ -159,6 +168,20 @@ class duplex {
   void init(const options& o) noexcept {
     mask_sigpipe_ = !(o.sigpipe_ignored && sigpipe_scope::ignored_by_host());
     valid_ = o.buffer_size && o.max_splice && o.max_advance;
+    metrics_ = o.metrics;
+    static_cast<copier<Sys>&>(ba_.c).way_ = detail::down_bytes;
+    static_cast<copier<Sys>&>(ab_.c).owns_error_ = static_cast<copier<Sys>&>(ba_.c).owns_error_ = false;
+  }
+
+  // finish counts, once, when both directions have ended: the relay as closed, and its first error
+  // by op (one per relay: a direction cut by the other's error, or both by a stop, count once).
+  void finish() noexcept {
+    if (finished_ || !done()) return;
+    finished_ = true;
+    if (!metrics_) return;
+    detail::shard* sh = detail::this_shard();
+    if (both_) detail::add_count(sh, detail::closed, 1);
+    if (error_) detail::add_count(sh, detail::errors + detail::word_slot(op_, detail::error_ops, detail::error_op_count), 1);
   }
 
   // start learns both fds once and prepares them; a failure ends the duplex before a byte moves.
@@ -236,6 +259,7 @@ class duplex {
   const char* op_ = "";
   detail::clock_type::time_point cut_at_ = detail::no_deadline;  // drain()
   bool started_ = false, valid_ = true, mask_sigpipe_ = true;
+  bool metrics_ = true, finished_ = false;  // options::metrics; finish() has counted
 };
 
 }  // namespace splice_lib

@@ -57,6 +57,10 @@ struct options {
   /// edge-triggered driver can rely on. (A TCP read stops short at an urgent mark with bytes behind
   /// it, and no new edge comes for them: hence the POLLPRI report.)
   bool short_read_drains = false;
+  /// Counts what the copy does in the process's metrics (metrics.hpp): bytes each way, spliced or
+  /// why not, waits for the rate limit, the error, and for a relay the connection. A few relaxed
+  /// stores per advance() into the thread's own counters; README, "Metrics", has its cost.
+  bool metrics = true;
 };
 
 /// How proxy(), duplex and async_proxy relay a connection.

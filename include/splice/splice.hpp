@@ -16,6 +16,7 @@
 #include "duplex.hpp"
 #include "error.hpp"
 #include "fd.hpp"
+#include "metrics.hpp"
 #include "options.hpp"
 #include "pipe_pool.hpp"
 #include "poller.hpp"
@@ -72,6 +73,7 @@ struct splice {
   using ready = splice_lib::ready;
   using rate_limit = splice_lib::rate_limit;
   using drain = splice_lib::drain;
+  using metrics = splice_lib::metrics;
   template <class Sys = system_calls>
   using copier = splice_lib::copier<Sys>;
   template <class Sys = system_calls>
