@@ -89,8 +89,9 @@ class proxy_loop {
  public:
   proxy_loop(process& p, int listener) : p_(p), listener_(listener) {
     example::apply(p.cfg, opt_.copy);
-    // A short read means drained: each fd is watched for EPOLLPRI too, and ready::of passes urgent
-    // data on to the duplex, so a read that stopped short at an urgent mark is not taken for empty.
+    // A short read means drained: each fd is watched for EPOLLPRI and EPOLLRDHUP, and ready::of passes
+    // them on to the duplex as marks, so a read that stopped short at an urgent mark or before an
+    // end of file is not taken for empty.
     opt_.copy.short_read_drains = true;
     idle_ = std::chrono::seconds(p.cfg.idle_timeout_s);
   }
@@ -312,7 +313,8 @@ class proxy_loop {
   void connect_upstream(connection& c, splice::sigpipe_scope& scope) {
     if (!example::connect_fd(c.upstream, p_.upstream)) return fail(c, errno, "connect");
     // Each fd is watched both ways, edge-triggered, for the life of the connection; an edge
-    // drives the direction that waits for it (see woken), and urgent data (EPOLLPRI) is reported.
+    // drives the direction that waits for it (see woken), and urgent data and the peer's end
+    // (EPOLLPRI, EPOLLRDHUP) are reported.
     if (!c.greeting && !watch(c.client, both_ways, &c.client_side)) return fail(c, errno, "epoll_ctl");
     if (!watch(c.upstream, both_ways, &c.upstream_side)) return fail(c, errno, "epoll_ctl");
     c.header = example::upstream_header(p_.cfg, c.client, c.greeting ? &c.greeting->header() : nullptr);

@@ -106,6 +106,9 @@ class copier {
       if (auto ec = start(op)) return fail(scope, ec, op, false);
     }
     const std::uint64_t at_entry = result_.bytes;
+    // A short read says src was empty only until this call waits for anything else: an edge that
+    // came for src meanwhile went to a direction that was not waiting for it.
+    drained_ = false;
     while (phase_ != phase::done) {
       if (held() == 0 && (phase_ == phase::ending || remaining_ == 0)) return end(), step::done;
       if (held() == 0 && std::exchange(drained_, false)) return step::read;  // a short read: src is empty

@@ -35,17 +35,19 @@ struct proxy_result {
 /// Readiness on a duplex's two fds as bits: what it waits for, and what has come.
 struct ready {
   static constexpr unsigned a_in = 1, a_out = 2, b_in = 4, b_out = 8, all = 15;
-  /// Urgent data on a (or b), from POLLPRI: a driver that sets options::short_read_drains with
-  /// edge-triggered waits asks for POLLPRI and passes these on. Never part of what advance() asks.
-  static constexpr unsigned a_pri = 16, b_pri = 32;
+  /// A mark on a (or b) that a read stops short at with more to read and no new edge to come:
+  /// urgent data (POLLPRI), the peer's end (POLLRDHUP, POLLHUP) or an error (POLLERR). A driver that
+  /// sets options::short_read_drains with edge-triggered waits asks for POLLPRI and POLLRDHUP and
+  /// passes the events through of(). Never part of what advance() asks.
+  static constexpr unsigned a_mark = 256, b_mark = 512;
   /// Returns the bits for events that poll(2) or epoll(7) reported on a (or b): readable on data,
-  /// end of file or an error, writable on room or an error, urgent on POLLPRI (POLL* and EPOLL*
+  /// end of file or an error, writable on room or an error, a mark as above (POLL* and EPOLL*
   /// values agree). Urgent data also makes the fd readable.
   static constexpr unsigned of(bool on_a, unsigned events) noexcept {
-    const bool pri = events & POLLPRI, in = pri || (events & (POLLIN | POLLHUP | POLLERR | 0x2000 /* RDHUP */)),
-               out = events & (POLLOUT | POLLHUP | POLLERR);
-    return on_a ? (in ? a_in : 0) | (out ? a_out : 0) | (pri ? a_pri : 0)
-                : (in ? b_in : 0) | (out ? b_out : 0) | (pri ? b_pri : 0);
+    const bool mark = events & (POLLPRI | POLLHUP | POLLERR | 0x2000 /* RDHUP */),
+               in = mark || (events & POLLIN), out = events & (POLLOUT | POLLHUP | POLLERR);
+    return on_a ? (in ? a_in : 0) | (out ? a_out : 0) | (mark ? a_mark : 0)
+                : (in ? b_in : 0) | (out ? b_out : 0) | (mark ? b_mark : 0);
   }
 };
 
@@ -123,8 +125,8 @@ class duplex {
     if (!started_) start();
     const auto now = wake_at() == detail::no_deadline ? detail::clock_type::time_point{} : sys_.now();
     if (now >= cut_at_) stop(std::make_error_code(std::errc::timed_out), "drain");
-    if (came & ready::a_pri) ab_.c.mover_.urgent_seen();
-    if (came & ready::b_pri) ba_.c.mover_.urgent_seen();
+    if (came & ready::a_mark) ab_.c.mover_.mark_seen();
+    if (came & ready::b_mark) ba_.c.mover_.mark_seen();
     run(ab_, came & ready::a_in, came & ready::b_out, now, scope);
     settle(ab_, b_, ba_);  // first: an error here stops the other before it runs
     run(ba_, came & ready::b_in, came & ready::a_out, now, scope);

@@ -49,13 +49,15 @@ struct options {
   /// need not block it around each advance(). Checked once per copy: if SIGPIPE is not ignored
   /// after all, the copy blocks it as usual.
   bool sigpipe_ignored = false;
-  /// The driver's waits are level-triggered (poll(2), as proxy() does), or it reports urgent data
-  /// to the duplex (ready::a_pri, b_pri from POLLPRI, as examples/epoll_proxy.cpp does). Then a
+  /// The driver's waits are level-triggered (poll(2), as proxy() does), or it drives a duplex and
+  /// reports marks (ready::a_mark, b_mark: POLLPRI, POLLRDHUP, POLLHUP, POLLERR through
+  /// ready::of, as examples/epoll_proxy.cpp does). Then a
   /// read from a socket or pipe that returned less than asked is taken for "drained", and the copy
   /// waits for src without the read that would have said EAGAIN: two system calls per small
   /// message instead of three. Without it, the copier waits only after EAGAIN, which any
-  /// edge-triggered driver can rely on. (A TCP read stops short at an urgent mark with bytes behind
-  /// it, and no new edge comes for them: hence the POLLPRI report.)
+  /// edge-triggered driver can rely on. (A TCP read stops short at an urgent mark, or before an end
+  /// of file that came with the last bytes, and no new edge comes for what is behind it: hence
+  /// the marks.)
   bool short_read_drains = false;
   /// Counts what the copy does in the process's metrics (metrics.hpp): bytes each way, spliced or
   /// why not, waits for the rate limit, the error, and for a relay the connection. A few relaxed

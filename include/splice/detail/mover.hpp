@@ -44,9 +44,10 @@ class mover {
     adaptive_ = route_ == route::relay;
     trust_short_ = set_.short_read_drains;
   }
-  /// urgent_seen: src has urgent data (POLLPRI), so a short read may have stopped at its mark with
-  /// bytes behind it; from now on only EAGAIN says src is empty.
-  void urgent_seen() noexcept { trust_short_ = false; }
+  /// mark_seen: src has urgent data or its end pending (ready::a_mark), so a short read may have
+  /// stopped at the mark with more behind it (the end: 0) and no new edge to come; from now on only
+  /// EAGAIN says src is empty.
+  void mark_seen() noexcept { trust_short_ = false; }
 
   /// Returns the bytes taken from src and not yet written to dst.
   std::size_t held() const noexcept { return pipe_.held() + buf_.size(); }
