@@ -37,7 +37,7 @@ struct server_settings {
   bool userspace = false;
   bool openat2 = true;    // --no-openat2 forces the per-component walk (for tests)
   bool msg_more = true;   // --no-msg-more sends the response head without MSG_MORE (for measuring)
-  std::uint64_t small_body = 16 << 10;  // --small-body: a body up to this size goes out with its head in one send
+  std::uint64_t small_body = 64 << 10;  // --small-body: a body up to this size goes out with its head in one send
   int idle_timeout_s = 60;
 };
 
