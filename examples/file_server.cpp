@@ -355,8 +355,8 @@ class connection {
 
   // send_small reads a body of at most small_body bytes behind the head already in out_ and sends
   // both with one send: per response recv, open, fstat, read, send and close, 6 system calls where
-  // the head's send and splice::copy (which learns both fds, then sendfile) made 15. A body that
-  // small gains nothing from sendfile; the kernel copies it into one segment either way.
+  // the head's send and splice::copy (which learns both fds, then sendfile) made 15. Up to that size
+  // the calls saved cost more than the copy that sendfile avoids (measured at 1 KiB and 64 KiB).
   bool send_small(const request& req, int file, std::uint64_t size) {
     const std::size_t head = out_.size();
     out_.resize(head + std::size_t(size));
