@@ -365,7 +365,7 @@ class connection {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN && ::fcntl(file, F_SETFL, 0) == 0) continue;  // a file system that honours O_NONBLOCK
       if (n < 0) return ended(std::string("read: ") + std::strerror(errno));  // nothing sent: close, the client retries
-      if (n == 0) return ended("file shrank while sent");  // Content-Length is promised and cannot be kept
+      if (n == 0) return ended("file shrank while read");  // nothing sent; its Content-Length cannot be kept
       got += std::size_t(n);
     }
     if (!send_all(fd_, out_.data(), out_.size())) return ended("send failed");
