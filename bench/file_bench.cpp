@@ -6,12 +6,18 @@
 //   tcp_to_file_{disk,tmpfs}  TCP (a writer thread fills it) -> a file
 //   file_to_file_{disk,tmpfs} a file in the page cache -> another file on the same filesystem
 //   file_to_file_cross  tmpfs -> the disk's filesystem
+//   file_to_file_{xfs,btrfs}  a file -> another on XFS or btrfs, where copy_file_range shares the
+//                       extents (a reflink) instead of copying: mounted by bench/file_bench.sh from
+//                       loop images and named by FILE_BENCH_XFS and FILE_BENCH_BTRFS; without one,
+//                       the pair says SKIP with the reason in FILE_BENCH_XFS_SKIP (or _BTRFS_SKIP).
 // "disk" is /var/tmp (the root filesystem, ext4 here), "tmpfs" is /dev/shm. Each iteration moves
 // FILE_BENCH_MIB MiB (default 1024). Counters: copier CPU seconds per GiB (the copying thread's own,
 // getrusage(RUSAGE_THREAD)) and the whole process's. bench/file_bench.sh runs it and reports.
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,7 +49,8 @@ std::int64_t bytes_per_iteration() {
 const char* disk_dir() { return "/var/tmp"; }
 const char* tmpfs_dir() { return "/dev/shm"; }
 
-/// A file of n bytes in dir, unlinked at once, read through once so that it sits in the page cache.
+/// make_cached_file makes a file of n bytes in dir, unlinked at once, written back and read through
+/// once so that it sits clean in the page cache. Returns an empty fd if it cannot.
 test::fd make_cached_file(const char* dir, std::int64_t n) {
   std::string name = std::string(dir) + "/splice-bench-XXXXXX";
   test::fd f(::mkostemp(&name[0], O_CLOEXEC));
@@ -53,16 +60,34 @@ test::fd make_cached_file(const char* dir, std::int64_t n) {
   for (std::int64_t left = n; left > 0; left -= std::int64_t(block.size()))
     if (!test::write_all(f.get(), block.substr(0, std::size_t(std::min<std::int64_t>(left, std::int64_t(block.size()))))))
       return test::fd();
+  // On disk before the first copy: a reflink (XFS, btrfs) writes a dirty source back first, and that
+  // write-back belongs to making the file, not to the copy.
+  ::fsync(f.get());
   std::vector<char> buf(1 << 20);
   for (off_t at = 0; ::pread(f.get(), buf.data(), buf.size(), at) > 0; at += off_t(buf.size())) {
   }
   return f;
 }
 
-/// The source file in dir, made once per run and kept open (and cached) until the process ends.
-int cached_file(const char* dir, std::int64_t n) {
-  static test::fd disk = make_cached_file(disk_dir(), n), tmpfs = make_cached_file(tmpfs_dir(), n);
-  return std::string(dir) == disk_dir() ? disk.get() : tmpfs.get();
+/// cached_file returns the source file in dir, made on first use and kept open (and cached) until
+/// the process ends, or -1 if it cannot be made. Invariant: one file per directory, of n bytes.
+int cached_file(const std::string& dir, std::int64_t n) {
+  static std::mutex mu;
+  static std::map<std::string, test::fd> files;
+  const std::lock_guard<std::mutex> lock(mu);
+  auto it = files.find(dir);
+  if (it == files.end()) it = files.emplace(dir, make_cached_file(dir.c_str(), n)).first;
+  return it->second ? it->second.get() : -1;
+}
+
+/// mounted returns the directory that the environment variable var names (a file system that
+/// bench/file_bench.sh mounted), or "" with why set to the reason the pair is skipped.
+std::string mounted(const char* var, std::string& why) {
+  const char* dir = std::getenv(var);
+  if (dir && *dir) return dir;
+  const char* reason = std::getenv((std::string(var) + "_SKIP").c_str());
+  why = std::string("SKIP: ") + (reason && *reason ? reason : std::string(var) + " is not set (bench/file_bench.sh mounts one)");
+  return "";
 }
 
 /// An empty file in dir, unlinked at once.
@@ -164,10 +189,10 @@ void tcp_to_file(benchmark::State& state, bool userspace, const char* dir) {
   m.report(state, n);
 }
 
-void file_to_file(benchmark::State& state, bool userspace, const char* from, const char* to) {
+void file_to_file(benchmark::State& state, bool userspace, const std::string& from, const std::string& to) {
   const std::int64_t n = bytes_per_iteration();
   const int src = cached_file(from, n);
-  test::fd dst = empty_file(to);
+  test::fd dst = empty_file(to.c_str());
   if (src < 0 || !dst) return state.SkipWithError("cannot make the files");
   meter m;
   for (auto _ : state) {
@@ -198,6 +223,18 @@ void BM_file_to_file_tmpfs_userspace(benchmark::State& s) { file_to_file(s, true
 void BM_file_to_file_cross_splice(benchmark::State& s) { file_to_file(s, false, tmpfs_dir(), disk_dir()); }
 void BM_file_to_file_cross_userspace(benchmark::State& s) { file_to_file(s, true, tmpfs_dir(), disk_dir()); }
 
+// on_mounted runs a file -> file pair within the file system that var names, or skips it.
+void on_mounted(benchmark::State& s, bool userspace, const char* var) {
+  std::string why;
+  const std::string dir = mounted(var, why);
+  if (dir.empty()) return s.SkipWithError(why.c_str());
+  file_to_file(s, userspace, dir, dir);
+}
+void BM_file_to_file_xfs_splice(benchmark::State& s) { on_mounted(s, false, "FILE_BENCH_XFS"); }
+void BM_file_to_file_xfs_userspace(benchmark::State& s) { on_mounted(s, true, "FILE_BENCH_XFS"); }
+void BM_file_to_file_btrfs_splice(benchmark::State& s) { on_mounted(s, false, "FILE_BENCH_BTRFS"); }
+void BM_file_to_file_btrfs_userspace(benchmark::State& s) { on_mounted(s, true, "FILE_BENCH_BTRFS"); }
+
 }  // namespace
 
 // Run with --benchmark_repetitions=N --benchmark_enable_random_interleaving=true (as
@@ -215,5 +252,9 @@ SPLICE_FILE_BENCH(BM_file_to_file_tmpfs_splice);
 SPLICE_FILE_BENCH(BM_file_to_file_tmpfs_userspace);
 SPLICE_FILE_BENCH(BM_file_to_file_cross_splice);
 SPLICE_FILE_BENCH(BM_file_to_file_cross_userspace);
+SPLICE_FILE_BENCH(BM_file_to_file_xfs_splice);
+SPLICE_FILE_BENCH(BM_file_to_file_xfs_userspace);
+SPLICE_FILE_BENCH(BM_file_to_file_btrfs_splice);
+SPLICE_FILE_BENCH(BM_file_to_file_btrfs_userspace);
 
 BENCHMARK_MAIN();

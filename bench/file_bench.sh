@@ -4,19 +4,26 @@
 # (default bench/out/files.json) and prints the Markdown that bench/files_report.py makes of it:
 #  a. bench/file_bench (Google Benchmark): each fd pair with a regular file, splice::copy with the
 #     default options against options::userspace, repetitions interleaved at random; MB/s and the
-#     copier's CPU seconds per GiB, medians and ranges.
+#     copier's CPU seconds per GiB, medians and ranges. File to file also runs on XFS and btrfs,
+#     where copy_file_range shares extents (a reflink): each on a loop-mounted image made in a temp
+#     dir (root, losetup, mkfs.xfs / mkfs.btrfs), unmounted and removed on every exit; where that
+#     cannot be done the pair says SKIP with the reason.
 #  b. examples/file_server under wrk (keep-alive, CONNS connections) serving 1 KiB, 64 KiB, 1 MiB and
-#     64 MiB files, against the same server with --userspace and against nginx (sendfile on, one
-#     worker, access_log off), all in the same run with repeats interleaved; requests/s, MB/s and
+#     64 MiB files, against the same server with --userspace and against nginx (sendfile on,
+#     access_log off, reuseport), all in the same run with repeats interleaved; requests/s, MB/s and
 #     each server's CPU seconds per GiB (utime + stime from /proc/PID/stat), medians and ranges.
-#   bench/file_bench.sh [OUT.json]   (REPS=5 FILE_BENCH_MIB=1024 SERVER_REPS=3 SECS=5 CONNS=32; builds into
-#                                     build-bench, or BUILD=DIR: uses the binaries already built there)
+#     file_server runs a thread per connection, so nginx gets as many workers (NGINX_WORKERS,
+#     default CONNS): on a shared machine the scheduler shares CPU by thread, and 1 worker against
+#     32 threads measured the scheduler, not the servers.
+#   bench/file_bench.sh [OUT.json]   (REPS=5 FILE_BENCH_MIB=1024 SERVER_REPS=3 SECS=5 CONNS=32 NGINX_WORKERS=CONNS;
+#                                     builds into build-bench, or BUILD=DIR: uses the binaries already built there)
 set -euo pipefail
 out_json=${1:+$(realpath -m "$1")}
 bin=${BUILD:+$(cd "$BUILD" && pwd)}
 cd "$(dirname "$0")/.."
 out_json=${out_json:-$PWD/bench/out/files.json}
 reps=${REPS:-5} mib=${FILE_BENCH_MIB:-1024} server_reps=${SERVER_REPS:-3} secs=${SECS:-5} conns=${CONNS:-32}
+workers=${NGINX_WORKERS:-$conns}
 if [ -z "$bin" ]; then
   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DSPLICE_TESTS=OFF -DSPLICE_EXAMPLES=ON >/dev/null
   cmake --build build-bench -j2 --target file_bench file_server >/dev/null
@@ -25,12 +32,15 @@ fi
 mkdir -p "$(dirname "$out_json")"
 work=$(mktemp -d)
 pids=()
+mounts=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # through the EXIT trap: images unmounted, temp dir removed
 date=$(date -u '+%Y-%m-%d %H:%M UTC')
 : >"$work/server.txt"
 skipped=
@@ -38,14 +48,15 @@ skipped=
 # Writes the JSON, then prints its Markdown.
 finish() {
   python3 - "$out_json" "$work/pairs.json" "$work/server.txt" "$date" "$(uname -sr)" "$(nproc)" "$(getconf CLK_TCK)" \
-    "$reps" "$mib" "$server_reps" "$secs" "$conns" "$skipped" <<'PY'
+    "$reps" "$mib" "$server_reps" "$secs" "$conns" "$workers" "$skipped" <<'PY'
 import json, os, sys
-out, pairs, server, date, kernel, cpus, hz, reps, mib, server_reps, secs, conns, skipped = sys.argv[1:]
+out, pairs, server, date, kernel, cpus, hz, reps, mib, server_reps, secs, conns, workers, skipped = sys.argv[1:]
 bench = json.load(open(pairs))
 meta = dict(part="files", date=date, kernel=kernel, cpus=int(cpus), reps=int(reps), mib=int(mib),
             server_reps=int(server_reps), secs=int(secs), conns=int(conns),
-            command=("QUICK=1 " if os.environ.get("QUICK") else "") + f"REPS={reps} FILE_BENCH_MIB={mib} SERVER_REPS={server_reps} SECS={secs} CONNS={conns} bench/file_bench.sh",
-            quick=bool(os.environ.get("QUICK")), skipped=[skipped] if skipped else [], benchmark_context=bench["context"])
+            file_server_threads=int(conns), nginx_workers=int(workers),
+            command=("QUICK=1 " if os.environ.get("QUICK") else "") + f"REPS={reps} FILE_BENCH_MIB={mib} SERVER_REPS={server_reps} SECS={secs} CONNS={conns} NGINX_WORKERS={workers} bench/file_bench.sh",
+            quick=bool(os.environ.get("QUICK")), skipped=[s for s in skipped.split("\n") if s], benchmark_context=bench["context"])
 rows = []
 for line in open(server):
     size, srv, rep, reqs, nbytes, usec, errors, ticks = line.split()
@@ -62,6 +73,31 @@ PY
   echo "(wrote $out_json)"
 }
 
+# mount_image FS: a loop-mounted image of file system FS in the temp dir, big enough for the
+# source, a user-space copy and slack; exports FILE_BENCH_<FS> as its mount point, or
+# FILE_BENCH_<FS>_SKIP with the reason it could not be made.
+mount_image() {
+  local fs=$1 var img dir err
+  var=FILE_BENCH_$(echo "$fs" | tr a-z A-Z)
+  img=$work/$fs.img dir=$work/$fs
+  if [ "$(id -u)" != 0 ]; then err="needs root to loop-mount an image"
+  elif ! command -v "mkfs.$fs" >/dev/null; then err="mkfs.$fs not installed"
+  elif ! grep -qw "$fs" /proc/filesystems && ! modprobe "$fs" 2>/dev/null; then err="the kernel has no $fs"
+  elif ! truncate -s $((mib * 3 + 1024))M "$img" 2>"$work/err"; then err="truncate: $(head -1 "$work/err")"
+  elif ! "mkfs.$fs" -q "$img" >/dev/null 2>"$work/err"; then err="mkfs.$fs: $(head -1 "$work/err")"
+  elif ! mkdir -p "$dir" || ! mount -o loop "$img" "$dir" 2>"$work/err"; then err="mount -o loop: $(head -1 "$work/err")"
+  fi
+  if [ -n "${err:-}" ]; then
+    export "${var}_SKIP=$err"
+    skipped+="$fs: SKIP ($err)"$'\n'
+  else
+    mounts+=("$dir")
+    export "$var=$dir"
+  fi
+}
+mount_image xfs
+mount_image btrfs
+
 # a. The fd pairs.
 FILE_BENCH_MIB=$mib "$bin/bench/file_bench" --benchmark_repetitions="$reps" --benchmark_enable_random_interleaving=true \
   --benchmark_out="$work/pairs.json" --benchmark_out_format=json >"$work/pairs.txt" 2>&1 ||
@@ -69,7 +105,7 @@ FILE_BENCH_MIB=$mib "$bin/bench/file_bench" --benchmark_repetitions="$reps" --be
 
 # b. The file server against itself through user space and against nginx.
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  skipped="file server part skipped: it needs wrk and nginx"
+  skipped+="file server part skipped: it needs wrk and nginx"
   finish
   exit 0
 fi
@@ -97,7 +133,7 @@ port[splice]=$(port_of "$work/splice.log"); procs[splice]=$!
 port[userspace]=$(port_of "$work/user.log"); procs[userspace]=$!
 port[nginx]=$(free_port)
 cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
+worker_processes $workers;
 daemon off;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log;
@@ -115,7 +151,7 @@ http {
   fastcgi_temp_path $work/nginx/fastcgi;
   uwsgi_temp_path $work/nginx/uwsgi;
   scgi_temp_path $work/nginx/scgi;
-  server { listen 127.0.0.1:${port[nginx]}; root $root; }
+  server { listen 127.0.0.1:${port[nginx]} reuseport; root $root; }
 }
 EOF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!)

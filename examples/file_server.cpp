@@ -4,6 +4,7 @@
 // splice::copy from the socket to a file, and answers 201. Keep-alive and pipelined requests,
 // Content-Length framing, nothing outside ROOT_DIR (no "..", no symlink anywhere on the path).
 //   file_server LISTEN_HOST:PORT ROOT_DIR [--userspace] [--idle-timeout SECONDS] [--no-openat2] [--no-msg-more]
+//               [--small-body BYTES]
 // A thread per connection over blocking sockets: splice::copy waits inside the system calls, and
 // each request reads as straight-line code. An idle or stalled client is cut after --idle-timeout
 // (60 s) by SO_RCVTIMEO/SO_SNDTIMEO and the copies' poller deadline.
@@ -36,13 +37,14 @@ struct server_settings {
   bool userspace = false;
   bool openat2 = true;    // --no-openat2 forces the per-component walk (for tests)
   bool msg_more = true;   // --no-msg-more sends the response head without MSG_MORE (for measuring)
+  std::uint64_t small_body = 64 << 10;  // --small-body: a body up to this size goes out with its head in one send
   int idle_timeout_s = 60;
 };
 
 [[noreturn]] void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s LISTEN_HOST:PORT ROOT_DIR [--userspace] [--idle-timeout SECONDS] [--no-openat2] "
-               "[--no-msg-more]\n",
+               "[--no-msg-more] [--small-body BYTES]\n",
                prog);
   std::exit(2);
 }
@@ -58,6 +60,7 @@ server_settings parse(int argc, char** argv) {
     else if (a == "--idle-timeout" && i + 1 < argc) s.idle_timeout_s = std::max(1, std::atoi(argv[++i]));
     else if (a == "--no-openat2") s.openat2 = false;
     else if (a == "--no-msg-more") s.msg_more = false;
+    else if (a == "--small-body" && i + 1 < argc) s.small_body = std::strtoull(argv[++i], nullptr, 10);
     else usage(argv[0]);
   }
   return s;
@@ -211,13 +214,14 @@ bool write_all(int fd, const char* p, std::size_t n) {
   return true;
 }
 
-// head_of returns a response head. An HTTP/1.0 client keeps the connection only when told so.
-std::string head_of(int status, std::uint64_t length, const request& req, bool keep_alive) {
-  std::string h = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) +
-                  "\r\nServer: splice-file-server\r\nContent-Length: " + std::to_string(length) + "\r\n";
+// head_of writes a response head into h, replacing what it held (a connection reuses one string,
+// so a response allocates nothing once it has grown). An HTTP/1.0 client keeps the connection only
+// when told so.
+void head_of(int status, std::uint64_t length, const request& req, bool keep_alive, std::string& h) {
+  h.assign("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reason(status));
+  h.append("\r\nServer: splice-file-server\r\nContent-Length: ").append(std::to_string(length)).append("\r\n");
   if (status == 200) h += "Content-Type: application/octet-stream\r\n";
   h += !keep_alive ? "Connection: close\r\n\r\n" : req.http11 ? "\r\n" : "Connection: keep-alive\r\n\r\n";
-  return h;
 }
 
 std::atomic<unsigned long> temp_names{0};
@@ -312,9 +316,9 @@ class connection {
   bool reply(int status, const request& req, bool close) {
     const bool keep = req.keep_alive && !close;
     const std::string text = std::to_string(status) + " " + reason(status) + "\n";
-    std::string msg = head_of(status, text.size(), req, keep);
-    if (req.method != "HEAD") msg += text;
-    if (!send_all(fd_, msg.data(), msg.size())) return ended("send failed");
+    head_of(status, text.size(), req, keep, out_);
+    if (req.method != "HEAD") out_ += text;
+    if (!send_all(fd_, out_.data(), out_.size())) return ended("send failed");
     return keep || ended("answered " + std::to_string(status));
   }
 
@@ -327,23 +331,45 @@ class connection {
     std::vector<std::string> parts;
     if (const int s = decode_target(req.target, parts)) return reply(s, req, false);
     if (parts.empty()) return reply(403, req, false);
-    // O_NONBLOCK, so that a FIFO under the root cannot hold the open; cleared below for a file.
+    // O_NONBLOCK, so that a FIFO under the root cannot hold the open; cleared below for a file
+    // that goes to splice::copy (a read of a regular file ignores it).
     splice::unique_fd file(paths_.open(parts, O_RDONLY | O_NONBLOCK));
     if (!file) return reply(status_for(errno), req, false);
     struct stat st {};
-    if (::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode) || ::fcntl(file.get(), F_SETFL, 0) != 0)
-      return reply(403, req, false);
+    if (::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) return reply(403, req, false);
     const std::uint64_t size = std::uint64_t(st.st_size);
     const bool body = !head_only && size > 0;
-    const std::string h = head_of(200, size, req, req.keep_alive);
+    head_of(200, size, req, req.keep_alive, out_);
+    if (body && size <= cfg_.small_body) return send_small(req, file.get(), size);
+    if (body && ::fcntl(file.get(), F_SETFL, 0) != 0) return reply(403, req, false);
     // MSG_MORE holds the head back until the body's first bytes join it in one segment.
-    if (!send_all(fd_, h.data(), h.size(), body && cfg_.msg_more ? MSG_MORE : 0)) return ended("send failed");
+    if (!send_all(fd_, out_.data(), out_.size(), body && cfg_.msg_more ? MSG_MORE : 0)) return ended("send failed");
     if (!body) return req.keep_alive || ended("ok");
     const splice::result r = splice::copy(fd_, file.get(), size, poller_, opt_);
     sent_ += r.bytes;
     spliced_ |= r.spliced;
     if (r.error) return ended(std::string(r.op) + ": " + r.error.message());
     if (r.bytes != size) return ended("file shrank while sent");  // the framing is broken: close
+    return req.keep_alive || ended("ok");
+  }
+
+  // send_small reads a body of at most small_body bytes behind the head already in out_ and sends
+  // both with one send: per response recv, open, fstat, read, send and close, 6 system calls where
+  // the head's send and splice::copy (which learns both fds, then sendfile) made 15. Up to that size
+  // the calls saved cost more than the copy that sendfile avoids (measured at 1 KiB and 64 KiB).
+  bool send_small(const request& req, int file, std::uint64_t size) {
+    const std::size_t head = out_.size();
+    out_.resize(head + std::size_t(size));
+    for (std::size_t got = 0; got < size;) {
+      const ssize_t n = ::read(file, &out_[head + got], std::size_t(size) - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN && ::fcntl(file, F_SETFL, 0) == 0) continue;  // a file system that honours O_NONBLOCK
+      if (n < 0) return ended(std::string("read: ") + std::strerror(errno));  // nothing sent: close, the client retries
+      if (n == 0) return ended("file shrank while read");  // nothing sent; its Content-Length cannot be kept
+      got += std::size_t(n);
+    }
+    if (!send_all(fd_, out_.data(), out_.size())) return ended("send failed");
+    sent_ += size;
     return req.keep_alive || ended("ok");
   }
 
@@ -399,6 +425,7 @@ class connection {
   splice::options opt_;
   std::vector<char> buf_;
   std::size_t begin_ = 0, end_ = 0;
+  std::string out_;  // the response being sent: a head, and a small body behind it
   unsigned long requests_ = 0;
   std::uint64_t sent_ = 0, received_ = 0;
   bool spliced_ = false;

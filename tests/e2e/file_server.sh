@@ -3,8 +3,9 @@
 # End-to-end tests of examples/file_server with real clients on 127.0.0.1, spliced and --userspace:
 # curl downloads and uploads of 0 B to 256 MiB (sha256 compared), HEAD, 404, 400 for malformed
 # request lines, path escapes ("..", %2e%2e, symlinks out of the root; both path resolvers),
-# pipelined keep-alive requests answered in order, PUTs cut mid-body leaving no file, and many
-# concurrent keep-alive connections from wrk and ab with zero errors.
+# pipelined keep-alive requests answered in order, PUTs cut mid-body leaving no file, many
+# concurrent keep-alive connections from wrk and ab with zero errors, and small bodies sent with
+# their head (--small-body) or by splice::copy.
 #   file_server.sh FILE_SERVER
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -126,6 +127,20 @@ start_server --no-openat2 && {
   check "file_server --no-openat2: path escapes refused" escapes
   check "file_server --no-openat2: stops cleanly" stop_server
 }
+
+# Bodies up to --small-body (64 KiB) go out behind their head in one send, the larger ones by
+# splice::copy; --small-body 0 sends every body by splice::copy. The pool's count of spliced bytes
+# says which path each download took.
+spliced_sum=0
+for n in $sizes; do spliced_sum=$((spliced_sum + n)); done
+for flags in "" "--small-body 0"; do
+  name="file_server${flags:+ $flags}: downloads only"
+  want=$([ -n "$flags" ] && echo "$spliced_sum" || echo 1048577)  # by default only s1048577.bin is spliced
+  start_server $flags || { failed=$((failed + 1)); continue; }
+  for n in $sizes; do check "$name: download $n bytes" download "s$n.bin"; done
+  check "$name: stops cleanly" stop_server
+  check "$name: $want bytes spliced" grep -Eq "^pipes: .*; spliced $want bytes" "$log"
+done
 
 echo "e2e file_server: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
