@@ -174,3 +174,30 @@ TEST_CASE("a duplex waiting for tokens names the time, and runs that direction o
   CHECK((got == data));
   CHECK(d.result().a_to_b.bytes == data.size());
 }
+
+TEST_CASE("a duplex with rate_b_to_a bounds each direction by its own bucket", "[rate][duplex]") {
+  test::rig r;
+  test::set_nonblocking(r.a());
+  test::set_nonblocking(r.b());
+  splice::rate_limit up(100'000, 16384), down(100'000, 16384);
+  splice::proxy_options o;
+  o.copy.rate = &up;
+  o.rate_b_to_a = &down;
+  clocked sys;
+  splice::duplex<clocked> d(r.a(), r.b(), o, sys);
+  const auto data = payload(64 << 10, 55), back = payload(64 << 10, 56);
+  REQUIRE(test::write_all(r.client(), data));
+  REQUIRE(test::write_all(r.server(), back));
+  test::wait_acked(r.client());
+  test::wait_acked(r.server());
+  d.advance(splice::ready::all);  // each direction takes its own burst: one bucket would give 16 KiB in all
+  splice::poll_poller(50ms).wait_readable(r.server());
+  splice::poll_poller(50ms).wait_readable(r.client());
+  test::set_nonblocking(r.server());
+  test::set_nonblocking(r.client());
+  CHECK(test::read_available(r.server()).size() == 16384);
+  CHECK(test::read_available(r.client()).size() == 16384);
+  CHECK(up.waits() + down.waits() >= 2);  // both wait for their own tokens now
+  CHECK(d.result().a_to_b.bytes == 16384);
+  CHECK(d.result().b_to_a.bytes == 16384);
+}
