@@ -3,6 +3,7 @@
 #define SPLICE_PROXY_HPP_
 
 #include <algorithm>
+#include <chrono>
 #include <system_error>
 #include <utility>
 
@@ -16,11 +17,13 @@
 namespace splice_lib {
 
 namespace detail {
-/// drain_fd is the fd of d that proxy() polls: fd() until a request, nearer_fd() after it until
-/// that has been seen readable (both stay readable), then none (-1).
-inline int drain_fd(const splice_lib::drain* d, bool nearer_seen) noexcept {
+/// drain_fd is the fd of d that proxy() polls, given the deadline it has applied (`seen`): fd()
+/// until it has applied a request, then nearer_fd() until that has been seen readable (both stay
+/// readable), then none (-1). A request that comes after `seen` was read makes the fd polled
+/// readable, so it is never slept through.
+inline int drain_fd(const splice_lib::drain* d, std::chrono::steady_clock::time_point seen, bool nearer_seen) noexcept {
   if (!d) return -1;
-  if (!d->requested()) return d->fd();
+  if (seen == std::chrono::steady_clock::time_point::max()) return d->fd();
   return nearer_seen ? -1 : d->nearer_fd();
 }
 }  // namespace detail
@@ -38,15 +41,16 @@ proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) no
   duplex<Sys> d(a, b, opt, sys);
   auto idle_until = detail::deadline_after(opt.idle_timeout, sys.now());
   bool nearer_seen = false;  // the drain's nearer_fd() was readable: it stays so, poll it no more
+  auto seen = std::chrono::steady_clock::time_point::max();  // the drain's deadline, as applied
   for (unsigned came = ready::all;;) {
-    if (opt.drain && opt.drain->requested()) d.drain(opt.drain->deadline());
+    if (opt.drain) d.drain(seen = opt.drain->deadline());
     const unsigned want = d.advance(came);
     if (d.done()) break;
     // One poll over both fds for what the directions wait for; an fd nobody waits on is left out
     // (fd -1), so that an error pending on it cannot wake the loop for nothing.
     // The drain's fd, until it has been requested, wakes the poll when it is; then its nearer_fd()
     // does, when a second request brings the deadline nearer (read again at the top).
-    pollfd fds[3] = {{a, 0, 0}, {b, 0, 0}, {detail::drain_fd(opt.drain, nearer_seen), POLLIN, 0}};
+    pollfd fds[3] = {{a, 0, 0}, {b, 0, 0}, {detail::drain_fd(opt.drain, seen, nearer_seen), POLLIN, 0}};
     if (want & ready::a_in) fds[0].events |= POLLIN;
     if (want & ready::a_out) fds[0].events |= POLLOUT;
     if (want & ready::b_in) fds[1].events |= POLLIN;
