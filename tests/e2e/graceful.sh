@@ -82,11 +82,11 @@ file_in_flight() {
   exits_within 15 && [ "$status" -eq 0 ] && after_drain 'out 16777216 bytes, spliced yes, ok' || { cat "$log"; return 1; }
 }
 
-# cut PROGRAM UPSTREAM_OR_ROOT: a transfer that cannot finish (a proxied connection held open, or a
+# cut_off PROGRAM UPSTREAM_OR_ROOT: a transfer that cannot finish (a proxied connection held open, or a
 # download at 200 kB/s of 16 MiB); with --drain-timeout 1 the program exits 1 after about a second,
 # and the log shows the cut. cut_second: the default 30 s applies, and a second signal 0.3 s after
 # the first cuts at once.
-cut() {
+cut_off() {
   local flags=(--drain-timeout 1); [ -n "${SECOND:-}" ] && flags=()
   start "$1" "$2" "${flags[@]}" || return 1
   if [ "$1" = "$file_server" ]; then
@@ -105,11 +105,11 @@ cut() {
     exits_within 5 || return 1
     [ "$took_ms" -ge 900 ] && [ "$took_ms" -le 2500 ] || { echo "took $took_ms ms, not about 1 s"; return 1; }
   fi
-  wait "$bg" 2>/dev/null
+  kill "$bg" 2>/dev/null; wait "$bg" 2>/dev/null  # curl would read on what its socket holds
   [ "$status" -eq 1 ] && grep -qE '^conn .*(drain: |cut by drain)' "$log" && grep -q '^drain: cut 1 connections$' "$log" ||
     { cat "$log"; return 1; }
 }
-cut_second() { SECOND=1 cut "$@"; }
+cut_second() { SECOND=1 cut_off "$@"; }
 
 # threads: epoll_proxy --threads 2, 8 uploads of 8 MiB at 4 MB/s each in flight at SIGTERM: both
 # loops drain, every upload arrives exact, exit 0.
@@ -147,7 +147,7 @@ programs=("$tcp_proxy" "$epoll_proxy")
 for prog in "${programs[@]}"; do
   name=$(basename "$prog")
   check "$name: a 16 MiB upload in flight at SIGTERM arrives exact, new connections refused, exit 0" in_flight "$prog"
-  check "$name: --drain-timeout 1 cuts a connection that cannot finish, exit 1 after about 1 s" cut "$prog" "127.0.0.1:$sink"
+  check "$name: --drain-timeout 1 cuts a connection that cannot finish, exit 1 after about 1 s" cut_off "$prog" "127.0.0.1:$sink"
   check "$name: a second signal cuts at once, exit 1" cut_second "$prog" "127.0.0.1:$sink"
   check "$name: --rate 1000000 echoes 3 MB exact both ways, spliced, in more than 1 s" rate "$prog" --rate 1000000 -- 3000000 1
   check "$name: --rate-total 1000000 echoes 4 x 750 kB exact, spliced, in more than 1 s" \
@@ -155,7 +155,7 @@ for prog in "${programs[@]}"; do
 done
 check "epoll_proxy --threads 2: both loops drain 8 uploads in flight, exact, exit 0" threads
 check "file_server: a 16 MiB download in flight at SIGTERM arrives exact, the idle connection closed, exit 0" file_in_flight
-check "file_server: --drain-timeout 1 cuts a download that cannot finish, exit 1 after about 1 s" cut "$file_server" "$work/root"
+check "file_server: --drain-timeout 1 cuts a download that cannot finish, exit 1 after about 1 s" cut_off "$file_server" "$work/root"
 check "file_server: a second signal cuts at once, exit 1" cut_second "$file_server" "$work/root"
 
 echo "graceful: $passed passed, $failed failed"
