@@ -948,9 +948,7 @@ class Metered:
         self.stop.set()
         for t in senders:
             t.join(5)
-        self.srv.close()
-        for t in self.threads:
-            t.join(5)
+        self.srv.close()  # the receivers (daemon threads) end when the proxy closes their connections
         return self.samples
 
 
@@ -1007,19 +1005,21 @@ def part_rate(b):
                     continue
                 samples = m.run(run, secs)
                 w = window(samples, 1.0, min(5.0, secs - 0.5))
-                time.sleep(0.3)  # the connections' log lines
-                spliced_conns = 0
-                with open(run.log) as f:
-                    spliced_conns = sum(1 for line in f if line.startswith("conn ") and "spliced yes" in line)
-                pool = pool_line(run.stop())
                 total = limit if flag == "rate-total" else limit * n
-                r = {"limit": limit, "conns": n, "flag": flag, "total_limit": total, "seconds": secs,
-                     "spliced_conns": spliced_conns, "pool_bytes": pool}
+                r = {"limit": limit, "conns": n, "flag": flag, "total_limit": total, "seconds": secs}
                 if w:
                     r.update(w)
                     r["accuracy"] = w["rate"] / total
                     r["fair_share"] = total / n
-                b.record(rows, run, rep, None, r, rate_kind="accuracy")
+                row = b.record(rows, run, rep, None, r, rate_kind="accuracy")
+                # The senders' sockets still hold seconds of bytes at the limit: a first SIGTERM
+                # drains, the second (in stop()) cuts, and every connection logs its line.
+                run.proc.send_signal(signal.SIGTERM)
+                time.sleep(0.2)
+                pool = row["pool_bytes"] = pool_line(run.stop())
+                with open(run.log) as f:
+                    spliced_conns = row["spliced_conns"] = sum(1 for line in f if line.startswith("conn ") and
+                                                               "spliced yes" in line)
                 say(f"rate {rep + 1}/{reps} {px.label} --{flag} {limit} x {n} conns: " +
                     (f"{w['rate'] / 1e6:.3f} MB/s ({r['accuracy']:.1%} of {total / 1e6:g}), CPU {w['cpu_share']:.1%}, "
                      f"per conn {w['per_conn_min'] / 1e6:.3f}-{w['per_conn_max'] / 1e6:.3f} MB/s, "
@@ -1032,8 +1032,8 @@ def part_rate(b):
                 if run is None:
                     continue
                 r = b.load(run, min(secs, 3), [w])
-                pool = pool_line(run.stop())
-                b.record(rows, run, rep, None, r, rate_kind="cost", flags=" ".join(flags) or "none", workload=w, pool_bytes=pool)
+                row = b.record(rows, run, rep, None, r, rate_kind="cost", flags=" ".join(flags) or "none", workload=w)
+                row["pool_bytes"] = pool_line(run.stop())
                 s = r.get("stream", {})
                 say(f"rate cost {rep + 1}/{reps} {px.label} {' '.join(flags) or 'no limit'} {w}: " +
                     (f"{s['mbps']:.0f} MB/s, {r['proxy_cpu_s'] / (s['received'] / 2**30):.3f} CPU s/GiB"
