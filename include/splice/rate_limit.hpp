@@ -149,8 +149,11 @@ class metered {
     if (granted_ > took) limit_->give_back(granted_ - took);
     if (outer_granted_ > took) outer_->give_back(outer_granted_ - took);
     if (const unsigned w = outer_granted_ && took ? outer_->waiting() : 0; w > 1) {  // the fair share's pace
-      const double turn = double(took) * double(w) / double(outer_->rate());
-      not_before_ = asked_at_ + std::chrono::duration_cast<rate_limit::clock::duration>(std::chrono::duration<double>(turn));
+      const auto turn = std::chrono::duration_cast<rate_limit::clock::duration>(
+          std::chrono::duration<double>(double(took) * double(w) / double(outer_->rate())));
+      // From the turn before, when it came on time; a copy that asked late (a loop's wake-up
+      // rounded to a millisecond) makes up at most one turn, so the total keeps the rate.
+      not_before_ = std::max(not_before_, asked_at_ - turn) + turn;
     }
     granted_ = outer_granted_ = 0;
     if (src_empty) end();
