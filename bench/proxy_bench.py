@@ -14,6 +14,9 @@ Parts (see bench/README.md for what each measures):
                 latency distribution; uncapped and capped
   threads       epoll_proxy --threads 1 against 2
   unprivileged  the proxies as user nobody (with and without its pipe budget spent) against root
+  rate          --rate and --rate-total through epoll_proxy and tcp_proxy: delivered rate, CPU while
+                limiting, spliced share, CPU per GiB with and without a limit; rate_bench (the shared
+                bucket from 1 and 2 threads)
 
 The proxies: epoll_proxy and tcp_proxy (and asio_proxy when built), spliced and --userspace; HAProxy
 in mode tcp with and without splice; go_proxy (bench/go_proxy.go, built here). One that is missing
@@ -907,9 +910,181 @@ def pipe_sizes(hist):
     return ", ".join(f"{n} x {int(k) >> 10}K" for k, n in hist.items()) or "none"
 
 
+# ---- rate --------------------------------------------------------------------------------------
+
+class Metered:
+    """A sink on 127.0.0.1 that counts what each connection delivers, and senders that push 64 KiB
+    writes through a proxy as fast as it takes them: the receiving end's view of a rate limit. A
+    sampler thread records (time, bytes per connection, proxy CPU) every 50 ms."""
+
+    def __init__(self, conns):
+        self.n = conns
+        self.counts = [0] * conns
+        self.samples = []
+        self.stop = threading.Event()
+        self.srv = socket.create_server(("127.0.0.1", 0), backlog=conns + 8)
+        self.port = self.srv.getsockname()[1]
+        self.threads = []
+
+    def _receive(self, sock, i):
+        buf = bytearray(1 << 20)
+        with sock:
+            while True:
+                try:
+                    k = sock.recv_into(buf)
+                except OSError:
+                    return
+                if not k:
+                    return
+                self.counts[i] += k
+
+    def _accept(self):
+        for i in range(self.n):
+            try:
+                s, _ = self.srv.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._receive, args=(s, i), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _send(self, port):
+        chunk = memoryview(os.urandom(1 << 16))
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.settimeout(0.2)
+            while not self.stop.is_set():
+                try:
+                    s.send(chunk)
+                except socket.timeout:
+                    pass
+                except OSError:
+                    return
+
+    def run(self, run, seconds):
+        """Sends through run for `seconds`; returns the samples [(t, [bytes...], cpu_s)]."""
+        acceptor = threading.Thread(target=self._accept, daemon=True)
+        acceptor.start()
+        senders = [threading.Thread(target=self._send, args=(run.port,), daemon=True) for _ in range(self.n)]
+        for t in senders:
+            t.start()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            exact, ticks = run.cpu()
+            self.samples.append((time.monotonic(), list(self.counts), exact if exact is not None else ticks))
+            time.sleep(0.05)
+        self.stop.set()
+        for t in senders:
+            t.join(5)
+        self.srv.close()  # the receivers (daemon threads) end when the proxy closes their connections
+        return self.samples
+
+
+def at(samples, t):
+    """The sample nearest to time t (samples every 50 ms)."""
+    return min(samples, key=lambda s: abs(s[0] - t))
+
+
+def window(samples, start=1.0, end=5.0):
+    """Delivered bytes per second, per connection and in all, and the proxy's CPU share, over seconds
+    start..end of the transfer (from the first byte the sink received)."""
+    first = next((s for s in samples if sum(s[1]) > 0), None)
+    if first is None:
+        return None
+    a, b = at(samples, first[0] + start), at(samples, first[0] + end)
+    dt = b[0] - a[0]
+    if dt <= 0:
+        return None
+    per = [(y - x) / dt for x, y in zip(a[1], b[1])]
+    return {"window_s": dt, "rate": sum(per), "per_conn_min": min(per), "per_conn_max": max(per),
+            "cpu_share": (b[2] - a[2]) / dt, "bytes": sum(b[1]) - sum(a[1])}
+
+
+def pool_line(lines):
+    """(spliced, copied) bytes from the proxy's "pipes: ..." line, or None."""
+    for line in lines:
+        m = re.search(r"spliced (\d+) bytes, copied (\d+)", line)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+    return None
+
+
+def part_rate(b):
+    """--rate and --rate-total through epoll_proxy and tcp_proxy: the rate the receiver sees over
+    seconds 1-5 of a transfer (target: within 5% of the limit), the proxy's CPU while it limits
+    (target: under 15% of one CPU), the share of bytes spliced; then CPU seconds per GiB with and
+    without a limit (loadgen streams), and rate_bench, the shared bucket from 1 and 2 threads."""
+    reps, secs = reps_secs(1, 6, b.args)
+    secs = max(secs, 6) if not b.args.quick else 2.5
+    proxies = b.by_key("epoll", "tcp")
+    cases = [(1_000_000, 1, "rate"), (1_000_000, 50, "rate"), (1_000_000, 50, "rate-total"),
+             (100_000_000, 1, "rate"), (100_000_000, 50, "rate-total")]
+    if b.args.quick:
+        cases = [(1_000_000, 1, "rate"), (100_000_000, 50, "rate-total")]
+    rows = []
+    for rep in range(reps):
+        for px in proxies:
+            for limit, n, flag in cases:
+                lim = Proxy(px.key, px.label, px.kind, px.path, [f"--{flag}", str(limit), "--max-conns", "4096"],
+                            program=px.program)
+                m = Metered(n)
+                run = b.start(lim, m.port)
+                if run is None:
+                    continue
+                samples = m.run(run, secs)
+                w = window(samples, 1.0, min(5.0, secs - 0.5))
+                total = limit if flag == "rate-total" else limit * n
+                r = {"limit": limit, "conns": n, "flag": flag, "total_limit": total, "seconds": secs}
+                if w:
+                    r.update(w)
+                    r["accuracy"] = w["rate"] / total
+                    r["fair_share"] = total / n
+                row = b.record(rows, run, rep, None, r, rate_kind="accuracy")
+                # The senders' sockets still hold seconds of bytes at the limit: a first SIGTERM
+                # drains, the second (in stop()) cuts, and every connection logs its line.
+                run.proc.send_signal(signal.SIGTERM)
+                time.sleep(0.2)
+                pool = row["pool_bytes"] = pool_line(run.stop())
+                with open(run.log) as f:
+                    spliced_conns = row["spliced_conns"] = sum(1 for line in f if line.startswith("conn ") and
+                                                               "spliced yes" in line)
+                say(f"rate {rep + 1}/{reps} {px.label} --{flag} {limit} x {n} conns: " +
+                    (f"{w['rate'] / 1e6:.3f} MB/s ({r['accuracy']:.1%} of {total / 1e6:g}), CPU {w['cpu_share']:.1%}, "
+                     f"per conn {w['per_conn_min'] / 1e6:.3f}-{w['per_conn_max'] / 1e6:.3f} MB/s, "
+                     f"spliced {spliced_conns}/{n}, pool {pool}" if w else "no bytes"))
+            # CPU per GiB: loadgen streams without a limit, and at 100 MB/s per connection or in all.
+            _, up = b.upstream()
+            for flags, w in [([], "stream=1,65536"), (["--rate", "100000000"], "stream=1,65536"),
+                             ([], "stream=50,65536"), (["--rate-total", "100000000"], "stream=50,65536")]:
+                run = b.start(Proxy(px.key, px.label, px.kind, px.path, flags, program=px.program), up)
+                if run is None:
+                    continue
+                r = b.load(run, min(secs, 3), [w])
+                row = b.record(rows, run, rep, None, r, rate_kind="cost", flags=" ".join(flags) or "none", workload=w)
+                row["pool_bytes"] = pool_line(run.stop())
+                s = r.get("stream", {})
+                say(f"rate cost {rep + 1}/{reps} {px.label} {' '.join(flags) or 'no limit'} {w}: " +
+                    (f"{s['mbps']:.0f} MB/s, {r['proxy_cpu_s'] / (s['received'] / 2**30):.3f} CPU s/GiB"
+                     if s.get("received") else r.get("error", "failed")))
+    micro = os.path.join(b.build, "bench", "rate_bench")
+    if os.access(micro, os.X_OK):
+        p = subprocess.run([micro, "--benchmark_format=json", f"--benchmark_min_time={0.05 if b.args.quick else 0.5}",
+                            "--benchmark_repetitions=3", "--benchmark_report_aggregates_only=true"],
+                           capture_output=True, text=True, timeout=300)
+        try:
+            for bm in json.loads(p.stdout)["benchmarks"]:
+                if bm.get("aggregate_name") == "median":
+                    rows.append(dict(rate_kind="micro", name=bm["run_name"], ns=bm["real_time"], threads=bm.get("threads", 1),
+                                     items_per_s=bm.get("items_per_second")))
+                    say(f"rate_bench {bm['run_name']}: {bm['real_time']:.1f} ns")
+        except (ValueError, KeyError):
+            b.skipped.append(f"rate_bench (failed: {(p.stderr or p.stdout)[-200:]})")
+    else:
+        b.skipped.append(f"rate_bench (not built: {micro} missing)")
+    return b.meta("rate", reps, secs, cases=[list(c) for c in cases], window="seconds 1-5 of the transfer"), rows
+
+
 PARTS = {"peers": part_peers, "reqresp": part_reqresp, "latency": part_latency, "small": part_small,
-         "threads": part_threads,
-         "unprivileged": part_unprivileged}
+         "threads": part_threads, "unprivileged": part_unprivileged, "rate": part_rate}
 
 
 def main():

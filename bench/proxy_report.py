@@ -405,7 +405,56 @@ def pipe_sizes(hist):
     return ", ".join(f"{n} x {size(k)}" for k, n in hist.items()) or "none"
 
 
-PARTS = ("peers", "reqresp", "latency", "small", "threads", "unprivileged")
+def rate(meta, rows):
+    rows = Rows(rows)
+    header(meta, "Rate limits: --rate and --rate-total",
+           "Senders push 64 KiB writes as fast as the proxy takes them, to a sink that counts what each "
+           f"connection delivers; the rate is the sink's, over {meta['window']} (the first second holds the "
+           "burst), against the limit (--rate: per connection and direction, so the total is the limit times "
+           "the connections; --rate-total: all connections together). Targets: within 5% of the limit, the "
+           "proxy under 15% of one CPU while it limits, and spliced. *fair*: the slowest and the fastest "
+           "connection against the fair share (total / connections).")
+    acc = rows.where(rate_kind="accuracy")
+    lines = []
+    for p in acc.proxies():
+        for c in meta["cases"]:
+            sel = acc.where(proxy=p, limit=c[0], conns=c[1], flag=c[2])
+            if not sel.rows:
+                continue
+            pool = [r.get("pool_bytes") for r in sel.rows if r.get("pool_bytes")]
+            share = [s / (s + u) if s + u else None for s, u in pool]
+            lines.append([LABELS[p], f"--{c[2]} {c[0] / 1e6:g} MB/s", str(c[1]),
+                          spread(sel.values(lambda r: r.get("total_limit", 0) / 1e6), "{:g}"),
+                          spread(sel.values(lambda r: r.get("rate", 0) / 1e6), "{:.3f}"),
+                          spread(sel.values(lambda r: r.get("accuracy")), "{:.1%}"),
+                          spread(sel.values(lambda r: r.get("cpu_share")), "{:.1%}"),
+                          spread(sel.values(lambda r: r.get("per_conn_min", 0) / r["fair_share"]
+                                            if r.get("fair_share") else None), "{:.2f}") + " / " +
+                          spread(sel.values(lambda r: r.get("per_conn_max", 0) / r["fair_share"]
+                                            if r.get("fair_share") else None), "{:.2f}"),
+                          spread(sel.values(lambda r: r.get("spliced_conns")), "{:.0f}") + f" / {c[1]}",
+                          spread(share, "{:.1%}")])
+    table(["proxy", "limit", "conns", "limit MB/s", "delivered MB/s", "of the limit", "proxy CPU",
+           "fair: slowest / fastest", "conns spliced", "bytes spliced"], lines)
+    cost = rows.where(rate_kind="cost")
+    if cost.rows:
+        print("**Cost per GiB** (loadgen streams of 64 KiB writes, proxy CPU seconds per GiB delivered):\n")
+        lines = []
+        for p in cost.proxies():
+            for w in dict.fromkeys(r["workload"] for r in cost.rows):
+                for f in dict.fromkeys(r["flags"] for r in cost.where(proxy=p, workload=w).rows):
+                    sel = cost.where(proxy=p, workload=w, flags=f)
+                    lines.append([LABELS[p], w, f, spread(sel.values(mbps)), spread(sel.values(gib_cpu), "{:.3f}")])
+        table(["proxy", "workload", "limit", "MB/s", "CPU s/GiB"], lines)
+    micro = [r for r in rows.rows if r.get("rate_kind") == "micro"]
+    if micro:
+        print("**The shared bucket** (`bench/rate_bench`, Google Benchmark, medians of 3): one take and give "
+              "back on a connection's bucket that draws on an outer one, the outer shared by every thread; "
+              "own: each thread's outer bucket is its own (no contention).\n")
+        table(["benchmark", "ns per take"], [[r["name"], f"{r['ns']:.1f}"] for r in micro])
+
+
+PARTS = ("peers", "reqresp", "latency", "small", "threads", "unprivileged", "rate")
 
 
 def section(part, path, chart=None):

@@ -5,12 +5,17 @@
 //   asio_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] [--threads N]
 //              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy]
 //              [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
-//              [--metrics HOST:PORT]
+//              [--metrics HOST:PORT] [--drain-timeout SECONDS] [--rate BYTES_PER_S]
+//              [--rate-total BYTES_PER_S] [--rate-burst BYTES]
 // --threads N runs one io_context on N threads (default: one per CPU the process may run on, as
 // sched_getaffinity says). Past --max-conns (default 1024) it stops accepting; new connections wait
 // in the listen backlog. --accept-proxy reads the client's PROXY
 // header with co_await splice::async_read_proxy_header before connecting upstream; --send-proxy(-v2)
 // writes one upstream with async_write before the relay starts.
+// SIGTERM or SIGINT stops it gracefully: the queued connections are taken and the acceptor closed,
+// async_proxy watches the drain (the relay's timer cuts at its deadline), and run() returns with
+// the last connection: exit status 0, or 1 when --drain-timeout (30 s) or a second signal cut
+// some. --rate and --rate-total: net.hpp's limits, one bucket per direction of each connection.
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -37,10 +42,12 @@ using asio::experimental::as_tuple;
 using namespace asio::experimental::awaitable_operators;
 using clock_type = std::chrono::steady_clock;
 
-/// One client connection and its upstream, both on the connection's strand.
+/// One client connection and its upstream, both on the connection's strand, and its rate limits.
 struct connection {
-  explicit connection(tcp::socket c) : client(std::move(c)), upstream(client.get_executor()) {}
+  connection(tcp::socket c, example::limits& l) : client(std::move(c)), upstream(client.get_executor()), rates(l) {}
   tcp::socket client, upstream;
+  example::connection_rates rates;
+  bool cut = false;  // --userspace: closed by the drain's deadline (on the strand)
 };
 
 /// The relay asio_proxy --userspace runs: what splice::async_proxy replaces. first_error keeps the
@@ -100,18 +107,21 @@ class proxy {
  public:
   proxy(asio::io_context& ctx, const example::settings& cfg, tcp::endpoint upstream, tcp::acceptor acceptor)
       : ctx_(ctx), cfg_(cfg), upstream_(upstream), acceptor_(std::move(acceptor)),
-        room_(acceptor_.get_executor()), signals_(ctx, SIGINT, SIGTERM) {
+        room_(acceptor_.get_executor()), cut_timer_(acceptor_.get_executor()), signals_(ctx, SIGINT, SIGTERM),
+        limits_(cfg) {
     example::apply(cfg, opt_.copy);
     opt_.idle_timeout = cfg.idle_timeout_s > 0 ? std::chrono::milliseconds(cfg.idle_timeout_s * 1000)
                                                : std::chrono::milliseconds(-1);
+    opt_.drain = &drain_;
   }
 
   void start() {
     asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
-    signals_.async_wait([this](std::error_code ec, int) {
-      if (!ec) asio::post(acceptor_.get_executor(), [this] { stop(); });
-    });
+    wait_signal();
   }
+
+  /// Returns the exit status once run() has returned: 0, or 1 when the drain cut connections.
+  int exit_status() const { return example::exit_status(cut_); }
 
  private:
   // accept_loop runs on the acceptor's strand; room_ is its condition variable: a timer that never
@@ -129,14 +139,27 @@ class proxy {
         co_await room_.async_wait(as_tuple(use_awaitable));
         continue;
       }
-      auto c = std::make_shared<connection>(std::move(sock));
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        conns_.insert(c);
-      }
-      ++live_;
-      asio::co_spawn(c->client.get_executor(), serve(c, ++next_id_), asio::detached);
+      admit(std::move(sock));
     }
+  }
+
+  // admit serves an accepted connection on its own strand.
+  void admit(tcp::socket sock) {
+    auto c = std::make_shared<connection>(std::move(sock), limits_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      conns_.insert(c);
+    }
+    ++live_;
+    asio::co_spawn(c->client.get_executor(), serve(c, ++next_id_), asio::detached);
+  }
+
+  // wait_signal waits for SIGINT or SIGTERM: each is a drain request (the first: finish within
+  // --drain-timeout; the next: now), handled on the acceptor's strand, then it waits again.
+  void wait_signal() {
+    signals_.async_wait([this](std::error_code ec, int signo) {
+      if (!ec) asio::post(acceptor_.get_executor(), [this, signo] { stop(signo); });
+    });
   }
 
   // serve reads the client's PROXY header (--accept-proxy), connects upstream, writes a header
@@ -172,10 +195,13 @@ class proxy {
         c->upstream.set_option(tcp::no_delay(true), ignored);
         userspace_relay relay;
         co_await relay.run(*c, cfg_.idle_timeout_s);
+        if (c->cut) ++cut_, relay.first_error = std::make_error_code(std::errc::timed_out), relay.op = "drain";
         example::log_connection(id, who, relay.up, relay.down, false, relay.first_error, relay.op,
                                 "option");
       } else {
-        auto [pec, r] = co_await splice::async_proxy(c->client, c->upstream, opt_, as_tuple(use_awaitable));
+        const splice::proxy_options opt = c->rates.apply(opt_);
+        auto [pec, r] = co_await splice::async_proxy(c->client, c->upstream, opt, as_tuple(use_awaitable));
+        if (example::was_cut(r)) ++cut_;
         example::log_connection(id, who, r);
       }
     }
@@ -192,23 +218,56 @@ class proxy {
       conns_.erase(c);
     }
     --live_;
-    asio::post(acceptor_.get_executor(), [this] { room_.cancel(); });
+    asio::post(acceptor_.get_executor(), [this] {
+      room_.cancel();
+      if (draining_ && live_ == 0) finish();
+    });
   }
 
-  // stop runs on the acceptor's strand: no more accepts, and every open connection is cut on its own
-  // strand. run() returns on every thread once the last connection has logged and closed.
-  void stop() {
-    std::error_code ignored;
-    acceptor_.close(ignored);
-    room_.cancel();
+  // stop runs on the acceptor's strand for each signal. The first takes the connections queued on
+  // the listener (their clients see them open) and closes it, so new ones are refused, and asks the
+  // drain to finish within --drain-timeout; a later one asks it to end now. async_proxy honours the
+  // drain itself; the cut timer closes the --userspace relays still open at the deadline.
+  void stop(int signo) {
+    example::request_drain(drain_, cfg_.drain_timeout_s, signo);
+    if (!draining_) {
+      draining_ = true;
+      std::error_code ec;
+      acceptor_.non_blocking(true, ec);
+      while (!ec) {
+        tcp::socket sock = acceptor_.accept(asio::make_strand(ctx_), ec);
+        if (!ec) admit(std::move(sock));
+      }
+      acceptor_.close(ec);
+      room_.cancel();
+    }
+    if (live_ == 0) return finish();
+    wait_signal();
+    cut_timer_.expires_at(drain_.deadline());
+    cut_timer_.async_wait([this](std::error_code ec) {
+      if (!ec) cut_userspace();
+    });
+  }
+
+  // cut_userspace closes the sockets of the --userspace relays still running at the drain's deadline.
+  void cut_userspace() {
+    if (!cfg_.userspace) return;
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& c : conns_) {
       asio::post(c->client.get_executor(), [c] {
         std::error_code ignored;
+        c->cut = true;
         c->client.close(ignored);
         c->upstream.close(ignored);
       });
     }
+  }
+
+  // finish runs on the acceptor's strand once the drain has left no connection: with the signal
+  // wait and the cut timer gone, run() returns on every thread.
+  void finish() {
+    signals_.cancel();
+    cut_timer_.cancel();
   }
 
   asio::io_context& ctx_;
@@ -216,8 +275,13 @@ class proxy {
   tcp::endpoint upstream_;
   tcp::acceptor acceptor_;
   asio::steady_timer room_;
+  asio::steady_timer cut_timer_;  // the drain's deadline, for the --userspace relays
   asio::signal_set signals_;
+  splice::drain drain_;
+  example::limits limits_;
   splice::proxy_options opt_;
+  bool draining_ = false;  // on the acceptor's strand
+  std::atomic<unsigned long> cut_{0};
   std::atomic<int> live_{0};
   unsigned long next_id_ = 0;
   std::mutex mu_;
@@ -255,5 +319,5 @@ int main(int argc, char** argv) {
   metrics.stop();
   example::print_pool();
   std::printf("stopped\n");
-  return 0;
+  return p.exit_status();
 }

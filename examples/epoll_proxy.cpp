@@ -4,7 +4,8 @@
 //   epoll_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 //               [--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]
 //               [--accept-proxy] [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
-//               [--metrics HOST:PORT]
+//               [--metrics HOST:PORT] [--drain-timeout SECONDS] [--rate BYTES_PER_S]
+//               [--rate-total BYTES_PER_S] [--rate-burst BYTES]
 // --threads N (default: one per CPU the process may run on) runs N loops, each on its own thread with its
 // own epoll and its own
 // SO_REUSEPORT listener on the same address; they share the pipe pool. Past --max-conns (default
@@ -15,11 +16,18 @@
 // the client's edges, before connecting upstream; the deadline is the loop's timer (epoll_wait's
 // timeout), so a client that sends nothing costs nothing until it expires. --send-proxy(-v2) writes
 // a header upstream once the connect is done, before the duplex starts.
+// SIGTERM or SIGINT drains every loop: each takes what its listener has queued and closes it, its
+// connections go on, and it ends with its last one; the process exits then, 0, or 1 when
+// --drain-timeout (30 s) or a second signal cut some. --rate, --rate-total: see net.hpp's limits.
+// Each loop sleeps in epoll_wait until the nearest of: the idlest connection's expiry, the next
+// accept retry, and the oldest header read's deadline, and the earliest duplex::wake_at() of its connections (a rate limit's tokens, the
+// drain's cut), kept in an ordered map (see timers_).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -53,12 +61,13 @@ enum class phase { greeting, announcing, relaying };
 // A connection is a duplex (the library's proxy rules: half-close, first error, what to wait for)
 // between the client (its fd a) and the upstream (b), which starts once the headers are through.
 struct connection {
-  connection(unsigned long i, std::string p, int c, int u, const splice::proxy_options& opt)
-      : id(i), peer(std::move(p)), client(c), upstream(u), relay(c, u, opt), client_side{this, true},
-        upstream_side{this, false} {}
+  connection(unsigned long i, std::string p, int c, int u, const splice::proxy_options& opt, example::limits& l)
+      : id(i), peer(std::move(p)), client(c), upstream(u), rates(l), relay(c, u, rates.apply(opt)),
+        client_side{this, true}, upstream_side{this, false} {}
   unsigned long id;
   std::string peer;
   int client, upstream;
+  example::connection_rates rates;  // before relay, which points to them
   splice::duplex<> relay;
   side client_side, upstream_side;
   phase at = phase::relaying;
@@ -71,23 +80,31 @@ struct connection {
   bool ended = false;   // fds closed; freed at the end of the round
   clock_type::time_point last;           // last activity
   std::list<connection>::iterator self;  // its place in the loop's list, ordered by last activity
+  // Its entry in the loop's timers_ (relay.wake_at()), when armed is true.
+  std::multimap<clock_type::time_point, connection*>::iterator timer;
+  bool armed = false;
 };
 
 class proxy_loop;
 
-// What the loops share: the settings, the connection count for --max-conns, the stop flag.
+// What the loops share: the settings, the connection count for --max-conns, the graceful stop
+// (its deadline; each loop is woken to read it) and the count of connections it cut, the rate
+// limits.
 struct process {
+  explicit process(const example::settings& s) : cfg(s), limits(s) {}
   example::settings cfg;
   example::address upstream;
   std::atomic<int> conns{0};
   std::atomic<unsigned long> next_id{0};
-  std::atomic<bool> stopping{false};
+  splice::drain drain;
+  std::atomic<unsigned long> cut{0};
+  example::limits limits;
   std::vector<std::unique_ptr<proxy_loop>> loops;
 };
 
 class proxy_loop {
  public:
-  proxy_loop(process& p, int listener) : p_(p), listener_(listener) {
+  proxy_loop(process& p, int index, int listener) : p_(p), index_(index), listener_(listener) {
     example::apply(p.cfg, opt_.copy);
     // A short read means drained: each fd is watched for EPOLLPRI and EPOLLRDHUP, and ready::of passes
     // them on to the duplex as marks, so a read that stopped short at an urgent mark or before an
@@ -112,7 +129,7 @@ class proxy_loop {
     return true;
   }
 
-  /// wake makes the loop look at the stop flag and the connection limit again. Any thread.
+  /// wake makes the loop look at the drain and the connection limit again. Any thread.
   void wake() {
     const std::uint64_t one = 1;
     // It fails only with EAGAIN, when the counter is so high that the loop wakes anyway.
@@ -124,14 +141,14 @@ class proxy_loop {
     if (waiting_for_slot_.exchange(false)) wake();
   }
 
-  /// run serves connections until the process stops, then cuts the ones left.
+  /// run serves connections until a drain has been requested and its last connection has ended.
   void run() {
     epoll_event events[256];
-    while (!p_.stopping) {
+    while (!drained()) {
       const int n = epoll_wait(ep_, events, 256, wait_ms());
       if (n < 0 && errno != EINTR) {
         std::perror("epoll_wait");
-        kill(getpid(), SIGTERM);  // stops the process, as a signal would
+        kill(getpid(), SIGTERM);  // drains the process, as a signal would
         break;
       }
       now_ = clock_type::now();
@@ -148,9 +165,11 @@ class proxy_loop {
           woken(*s, events[i].events, scope);
         }
       }
+      if (p_.drain.deadline() != seen_deadline_) start_drain(scope);
       run_ready(scope);
+      run_timers(scope);
       if (out_of_fds_ && now_ >= retry_at_) accept_due_ = true;
-      if (accept_due_ && !p_.stopping) accept_all(scope);
+      if (accept_due_ && listener_ >= 0) accept_all(scope);
       expire();
       expire_greetings();
       // Connections ended in this round are freed only now: events of this round may name them.
@@ -179,15 +198,65 @@ class proxy_loop {
     return epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) == 0;
   }
 
+  // drained: a drain has begun here and no connection of this loop is left (one reading its PROXY
+  // header ends by its deadline).
+  bool drained() const { return listener_ < 0 && conns_.empty() && greeting_.empty(); }
+
+  // start_drain takes the drain's deadline: the first time, the loop accepts what its listener has
+  // queued (those clients already see an open connection) and closes it, so new ones are refused;
+  // every connection gets the deadline (a nearer one on a second signal), and its timer with it.
+  void start_drain(splice::sigpipe_scope& scope) {
+    seen_deadline_ = p_.drain.deadline();
+    if (listener_ >= 0) {
+      accept_all(scope);
+      close(listener_);
+      listener_ = -1;
+      out_of_fds_ = false;
+      std::printf("loop %d: draining %zu connections\n", index_, conns_.size());
+      std::fflush(stdout);
+    }
+    for (connection& c : conns_) {
+      c.relay.drain(seen_deadline_);
+      arm(c);
+    }
+  }
+
+  // arm keeps c's entry in timers_ at c.relay.wake_at(), or takes it out when there is none.
+  void arm(connection& c) {
+    const auto at = c.relay.wake_at();
+    if (c.armed && c.timer->first == at) return;
+    disarm(c);
+    if (at == clock_type::time_point::max()) return;
+    c.timer = timers_.emplace(at, &c);
+    c.armed = true;
+  }
+
+  void disarm(connection& c) {
+    if (c.armed) timers_.erase(c.timer), c.armed = false;
+  }
+
+  // run_timers drives the connections whose wake_at() has come: a direction whose rate limit has
+  // tokens again runs, and one the drain's deadline has reached is cut (advance(0) does both).
+  void run_timers(splice::sigpipe_scope& scope) {
+    const auto now = clock_type::now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      connection& c = *timers_.begin()->second;
+      disarm(c);
+      drive(c, scope, 0);
+    }
+  }
+
   // wait_ms is how long epoll_wait may sleep: not at all while connections are ready to go on,
-  // else until the idlest connection expires, the oldest header read is due, or the next accept
-  // retry, whichever is first.
+  // else until the idlest connection expires, the oldest header read is due, the next accept
+  // retry, or the earliest timer, whichever is first; rounded up to whole milliseconds, so a timer
+  // is never early.
   int wait_ms() const {
     if (!ready_.empty()) return 0;
     auto until = clock_type::time_point::max();
     if (idle_.count() > 0 && !conns_.empty()) until = conns_.front().last + idle_;
     if (!greeting_.empty()) until = std::min(until, greeting_.front().deadline);
     if (out_of_fds_) until = std::min(until, retry_at_);
+    if (!timers_.empty()) until = std::min(until, timers_.begin()->first);
     if (until == clock_type::time_point::max()) return -1;
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - clock_type::now()).count();
     return int(std::clamp<long long>(ms, 0, INT_MAX));
@@ -271,7 +340,7 @@ class proxy_loop {
   // With --accept-proxy it reads the client's header first and connects only once it is whole.
   void open_connection(int client, int upstream, std::string peer, splice::sigpipe_scope& scope) {
     std::list<connection>& home = p_.cfg.accept_proxy ? greeting_ : conns_;
-    connection& c = home.emplace_back(++p_.next_id, std::move(peer), client, upstream, opt_);
+    connection& c = home.emplace_back(++p_.next_id, std::move(peer), client, upstream, opt_, p_.limits);
     c.self = std::prev(home.end());
     c.home = &home;
     c.last = now_;
@@ -358,13 +427,17 @@ class proxy_loop {
   void drive(connection& c, splice::sigpipe_scope& scope, unsigned came) {
     c.last = now_;
     conns_.splice(conns_.end(), conns_, c.self);  // the list stays ordered by last activity
+    if (p_.drain.requested()) c.relay.drain(p_.drain.deadline());  // accepted while draining
     c.relay.advance(came, scope);
     if (c.relay.done()) {
       end(c);
-    } else if (c.relay.busy() && !c.queued) {
+      return;
+    }
+    if (c.relay.busy() && !c.queued) {
       c.queued = true;
       ready_.push_back(&c);
     }
+    arm(c);
   }
 
   // run_ready drives the connections that did their share last time and have more ready. Those
@@ -404,6 +477,8 @@ class proxy_loop {
 
   // end logs a connection whose duplex has ended and retires it.
   void end(connection& c) {
+    disarm(c);
+    if (example::was_cut(c.relay.result())) ++p_.cut;
     example::log_connection(c.id, c.peer, c.relay.result());
     retire(c);
   }
@@ -421,6 +496,7 @@ class proxy_loop {
 
   static constexpr std::uint32_t both_ways = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
   process& p_;
+  int index_;  // which of the process's loops
   splice::proxy_options opt_;
   std::chrono::seconds idle_;
   int ep_ = -1, wake_ = -1, listener_;
@@ -431,6 +507,15 @@ class proxy_loop {
   std::list<connection> conns_, dead_;  // conns_: the idlest first
   std::list<connection> greeting_;      // reading their PROXY header, the oldest first
   std::vector<connection*> ready_, running_;
+  // timers_ holds each connection's relay.wake_at() that is not "never": a direction waiting for
+  // its rate limit's tokens, or the drain's cut. An ordered map rather than a timer wheel: the
+  // times range from a rate limit's 10 ms quanta to a 30 s drain and must not be rounded to a
+  // tick, and only the connections that wait for a time are in it; rather than a timerfd: the
+  // earliest entry is epoll_wait's timeout, with no system call to re-arm it. O(log n) to arm or
+  // take out (each connection has one entry, found through its own iterator), O(1) to find the
+  // earliest.
+  std::multimap<clock_type::time_point, connection*> timers_;
+  clock_type::time_point seen_deadline_ = clock_type::time_point::max();  // the drain's, as applied
   clock_type::time_point now_ = clock_type::now();
   bool accept_due_ = false;
   bool out_of_fds_ = false;  // accept failed for want of a resource; retry_at_ is the next try
@@ -441,28 +526,39 @@ class proxy_loop {
 }  // namespace
 
 int main(int argc, char** argv) {
-  process p;
-  p.cfg = example::parse(argc, argv);
+  process p(example::parse(argc, argv));
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
+  const int finished = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);  // a loop has drained
   const std::vector<int> listeners = example::open_listeners(p.cfg.listen, p.cfg.threads, SOCK_NONBLOCK);
-  if (stop < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream)) return 1;
+  if (stop < 0 || finished < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream)) return 1;
   example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
   if (!p.cfg.metrics.empty() && !metrics.start(p.cfg.metrics)) return 1;
   for (int fd : listeners) {
-    p.loops.push_back(std::make_unique<proxy_loop>(p, fd));
+    p.loops.push_back(std::make_unique<proxy_loop>(p, int(p.loops.size()), fd));
     if (!p.loops.back()->open()) return 1;
   }
   std::vector<std::thread> threads;
-  for (auto& l : p.loops) threads.emplace_back([&l] { l->run(); });
-
-  pollfd pfd{stop, POLLIN, 0};
-  while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+  for (auto& l : p.loops) {
+    threads.emplace_back([&l, finished] {
+      l->run();
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const ssize_t n = write(finished, &one, sizeof one);
+    });
   }
-  p.stopping = true;
-  for (auto& l : p.loops) l->wake();
+
+  // Each signal becomes a drain request (the first: finish within --drain-timeout; the next: now)
+  // that every loop is woken to take; the process ends when every loop has drained.
+  for (std::uint64_t done = 0; done < p.loops.size();) {
+    pollfd fds[2] = {{stop, POLLIN, 0}, {finished, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) std::exit(1);  // the loops' threads still run
+    if (example::on_signal(stop, p.drain, p.cfg.drain_timeout_s))
+      for (auto& l : p.loops) l->wake();
+    std::uint64_t n = 0;
+    if (read(finished, &n, sizeof n) == ssize_t(sizeof n)) done += n;
+  }
   for (auto& t : threads) t.join();
   metrics.stop();
   example::print_pool();
   std::printf("stopped\n");
-  return 0;
+  return example::exit_status(p.cut);
 }

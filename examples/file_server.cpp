@@ -3,11 +3,15 @@
 // moved by splice::copy from the file to the socket; PUT stores a request body, moved by
 // splice::copy from the socket to a file, and answers 201. Keep-alive and pipelined requests,
 // Content-Length framing, nothing outside ROOT_DIR (no "..", no symlink anywhere on the path).
-//   file_server LISTEN_HOST:PORT ROOT_DIR [--userspace] [--idle-timeout SECONDS] [--no-openat2] [--no-msg-more]
-//               [--small-body BYTES]
+//   file_server LISTEN_HOST:PORT ROOT_DIR [--userspace] [--idle-timeout SECONDS] [--drain-timeout SECONDS]
+//               [--no-openat2] [--no-msg-more] [--small-body BYTES]
 // A thread per connection over blocking sockets: splice::copy waits inside the system calls, and
 // each request reads as straight-line code. An idle or stalled client is cut after --idle-timeout
 // (60 s) by SO_RCVTIMEO/SO_SNDTIMEO and the copies' poller deadline.
+// SIGTERM or SIGINT stops it gracefully: the listener closes at once (what was queued is taken
+// first), a request under way is answered whole with "Connection: close", a connection waiting for
+// its next request ends, and the server exits when the last one has: 0, or 1 when --drain-timeout
+// (30 s) or a second signal cut some (their sockets shut down, "cut by drain" in their log line).
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include <splice/splice.hpp>
@@ -39,12 +44,13 @@ struct server_settings {
   bool msg_more = true;   // --no-msg-more sends the response head without MSG_MORE (for measuring)
   std::uint64_t small_body = 64 << 10;  // --small-body: a body up to this size goes out with its head in one send
   int idle_timeout_s = 60;
+  int drain_timeout_s = 30;
 };
 
 [[noreturn]] void usage(const char* prog) {
   std::fprintf(stderr,
-               "usage: %s LISTEN_HOST:PORT ROOT_DIR [--userspace] [--idle-timeout SECONDS] [--no-openat2] "
-               "[--no-msg-more] [--small-body BYTES]\n",
+               "usage: %s LISTEN_HOST:PORT ROOT_DIR [--userspace] [--idle-timeout SECONDS] [--drain-timeout SECONDS] "
+               "[--no-openat2] [--no-msg-more] [--small-body BYTES]\n",
                prog);
   std::exit(2);
 }
@@ -58,6 +64,7 @@ server_settings parse(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--userspace") s.userspace = true;
     else if (a == "--idle-timeout" && i + 1 < argc) s.idle_timeout_s = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--drain-timeout" && i + 1 < argc) s.drain_timeout_s = std::max(0, std::atoi(argv[++i]));
     else if (a == "--no-openat2") s.openat2 = false;
     else if (a == "--no-msg-more") s.msg_more = false;
     else if (a == "--small-body" && i + 1 < argc) s.small_body = std::strtoull(argv[++i], nullptr, 10);
@@ -231,8 +238,9 @@ std::atomic<unsigned long> temp_names{0};
 /// start of the next request, or of a PUT's body.
 class connection {
  public:
-  connection(int fd, const server_settings& cfg, const example::beneath& paths)
-      : fd_(fd), cfg_(cfg), paths_(paths), poller_(std::chrono::seconds(cfg.idle_timeout_s)), buf_(16 << 10) {
+  connection(int fd, const server_settings& cfg, const example::beneath& paths, const splice::drain& drain)
+      : fd_(fd), cfg_(cfg), paths_(paths), drain_(drain), poller_(std::chrono::seconds(cfg.idle_timeout_s)),
+        buf_(16 << 10) {
     opt_.userspace = cfg.userspace;
     opt_.sigpipe_ignored = true;  // main() ignores SIGPIPE, as nginx does
   }
@@ -291,6 +299,7 @@ class connection {
         begin_ = 0;
       }
       if (end_ == buf_.size()) return 431;
+      if (end_ == begin_ && !next_request()) return how_ = "ok, drained", -1;
       const ssize_t n = ::recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
       if (n > 0) {
         end_ += std::size_t(n);
@@ -304,6 +313,24 @@ class connection {
     }
   }
 
+  // next_request waits, with nothing of a request received, until its first bytes come (true), or
+  // the idle timeout passes (true: the recv that follows says so) or a graceful stop has begun
+  // (false: the connection ends between requests).
+  bool next_request() {
+    if (drain_.requested()) return false;
+    pollfd p[2] = {{fd_, POLLIN, 0}, {drain_.fd(), POLLIN, 0}};
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(cfg_.idle_timeout_s);
+    for (;;) {
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+      const int n = ::poll(p, drain_.fd() < 0 ? 1 : 2, int(std::max<long long>(ms, 0)));
+      if (n < 0 && errno == EINTR) continue;
+      return !(n > 0 && p[1].revents);
+    }
+  }
+
+  // keep says whether the connection may go on after answering req: not once a drain has begun.
+  bool keep(const request& req) const { return req.keep_alive && !drain_.requested(); }
+
   bool handle(const request& req) {
     if (req.chunked) return reply(501, req, true);
     if (req.method == "PUT") return put(req);
@@ -314,7 +341,7 @@ class connection {
 
   // reply sends a status with a short text body (none for HEAD) and says whether to go on.
   bool reply(int status, const request& req, bool close) {
-    const bool keep = req.keep_alive && !close;
+    const bool keep = this->keep(req) && !close;
     const std::string text = std::to_string(status) + " " + reason(status) + "\n";
     head_of(status, text.size(), req, keep, out_);
     if (req.method != "HEAD") out_ += text;
@@ -339,25 +366,26 @@ class connection {
     if (::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) return reply(403, req, false);
     const std::uint64_t size = std::uint64_t(st.st_size);
     const bool body = !head_only && size > 0;
-    head_of(200, size, req, req.keep_alive, out_);
-    if (body && size <= cfg_.small_body) return send_small(req, file.get(), size);
+    const bool go_on = keep(req);
+    head_of(200, size, req, go_on, out_);
+    if (body && size <= cfg_.small_body) return send_small(go_on, file.get(), size);
     if (body && ::fcntl(file.get(), F_SETFL, 0) != 0) return reply(403, req, false);
     // MSG_MORE holds the head back until the body's first bytes join it in one segment.
     if (!send_all(fd_, out_.data(), out_.size(), body && cfg_.msg_more ? MSG_MORE : 0)) return ended("send failed");
-    if (!body) return req.keep_alive || ended("ok");
+    if (!body) return go_on || ended("ok");
     const splice::result r = splice::copy(fd_, file.get(), size, poller_, opt_);
     sent_ += r.bytes;
     spliced_ |= r.spliced;
     if (r.error) return ended(std::string(r.op) + ": " + r.error.message());
     if (r.bytes != size) return ended("file shrank while sent");  // the framing is broken: close
-    return req.keep_alive || ended("ok");
+    return go_on || ended("ok");
   }
 
   // send_small reads a body of at most small_body bytes behind the head already in out_ and sends
   // both with one send: per response recv, open, fstat, read, send and close, 6 system calls where
   // the head's send and splice::copy (which learns both fds, then sendfile) made 15. Up to that size
   // the calls saved cost more than the copy that sendfile avoids (measured at 1 KiB and 64 KiB).
-  bool send_small(const request& req, int file, std::uint64_t size) {
+  bool send_small(bool go_on, int file, std::uint64_t size) {
     const std::size_t head = out_.size();
     out_.resize(head + std::size_t(size));
     for (std::size_t got = 0; got < size;) {
@@ -370,7 +398,7 @@ class connection {
     }
     if (!send_all(fd_, out_.data(), out_.size())) return ended("send failed");
     sent_ += size;
-    return req.keep_alive || ended("ok");
+    return go_on || ended("ok");
   }
 
   // put stores the body under a temporary name in the target's directory and renames it into
@@ -421,6 +449,7 @@ class connection {
   int fd_;
   const server_settings& cfg_;
   const example::beneath& paths_;
+  const splice::drain& drain_;
   splice::poll_poller poller_;
   splice::options opt_;
   std::vector<char> buf_;
@@ -457,50 +486,81 @@ int main(int argc, char** argv) {
   ::close(paths.open({"."}, O_RDONLY | O_DIRECTORY));  // settles whether openat2 is there
   std::printf("serving %s, paths resolved by %s, bodies %s\n", cfg.root.c_str(), paths.resolver(),
               cfg.userspace ? "through user space" : "by splice::copy");
-  const int listener = example::listen_on(cfg.listen);
-  if (listener < 0 || stop < 0) return 1;
+  // Non-blocking, so that taking what is queued at a graceful stop ends when the queue is empty.
+  const int listener = example::listen_on(cfg.listen, SOCK_NONBLOCK);
+  const int ended = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);  // a connection thread ended
+  if (listener < 0 || stop < 0 || ended < 0) return 1;
 
+  splice::drain drain;
   std::mutex mu;
-  std::condition_variable idle;
-  std::map<int, bool> live;  // client fds being served, to cut them at shutdown
-  unsigned long next_id = 0;
-  for (;;) {
-    pollfd fds[2] = {{listener, POLLIN, 0}, {stop, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
-    if (fds[1].revents) break;
-    if (!(fds[0].revents & POLLIN)) continue;
+  std::map<int, bool> live;  // client fds being served, to cut them at the drain's deadline
+  bool cutting = false;      // the deadline came: what ends now was cut (under mu)
+  unsigned long next_id = 0, cut = 0;
+
+  // serve accepts one connection and serves it on a thread of its own; false when none was there.
+  const auto serve = [&]() {
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
+    // Blocking (accept4 does not pass O_NONBLOCK on): the copies wait inside the system calls.
     const int client = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
-    if (client < 0) continue;  // EMFILE and friends: the next poll tries again
+    if (client < 0) return errno == ECONNABORTED || errno == EINTR;  // EMFILE and friends: the next poll tries again
     prepare(client, cfg.idle_timeout_s);
     const unsigned long id = ++next_id;
     std::lock_guard<std::mutex> lock(mu);
     live[client] = true;
     try {
       std::thread([&, client, id, who = example::to_string(reinterpret_cast<sockaddr*>(&peer))] {
-        connection c(client, cfg, paths);
+        connection c(client, cfg, paths, drain);
         const std::string how = c.run();
-        std::printf("conn %lu %s: %lu requests, in %llu bytes, out %llu bytes, spliced %s, %s\n", id, who.c_str(),
+        std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the cut may not shut a reused fd
+        std::printf("conn %lu %s: %lu requests, in %llu bytes, out %llu bytes, spliced %s, %s%s\n", id, who.c_str(),
                     c.requests(), (unsigned long long)c.received(), (unsigned long long)c.sent(),
-                    c.spliced() ? "yes" : "no", how.c_str());
+                    c.spliced() ? "yes" : "no", how.c_str(), cutting ? ", cut by drain" : "");
         std::fflush(stdout);
-        std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
+        cut += cutting ? 1 : 0;
         live.erase(client);
         ::close(client);
-        idle.notify_all();
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const ssize_t n = ::write(ended, &one, sizeof one);
       }).detach();
     } catch (const std::system_error&) {  // no thread to be had: this client goes away
       live.erase(client);
       ::close(client);
     }
+    return true;
+  };
+
+  for (;;) {
+    pollfd fds[2] = {{listener, POLLIN, 0}, {stop, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    if (example::on_signal(stop, drain, cfg.drain_timeout_s)) break;
+    if (fds[0].revents & POLLIN) serve();
   }
-  // Stop: no new connections; cut the running ones and wait until each has closed its fd.
+  // A graceful stop: take what is queued, close the listener, and let each connection finish the
+  // request under way (next_request() ends those between requests). At the deadline, or on a
+  // second signal, what is left is cut: its sockets shut down, which ends a blocking copy or recv.
+  if (!drain.requested()) drain.request(std::chrono::steady_clock::now() + std::chrono::seconds(cfg.drain_timeout_s));
+  while (serve()) {
+  }
   ::close(listener);
-  std::unique_lock<std::mutex> lock(mu);
-  for (const auto& entry : live) ::shutdown(entry.first, SHUT_RDWR);
-  idle.wait(lock, [&] { return live.empty(); });
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (live.empty()) break;
+      if (!cutting && std::chrono::steady_clock::now() >= drain.deadline()) {
+        cutting = true;
+        for (const auto& entry : live) ::shutdown(entry.first, SHUT_RDWR);
+      }
+    }
+    pollfd fds[2] = {{stop, POLLIN, 0}, {ended, POLLIN, 0}};
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(drain.deadline() - std::chrono::steady_clock::now());
+    if (::poll(fds, 2, cutting ? -1 : int(std::clamp<long long>(ms.count(), 0, 1 << 30))) < 0 && errno != EINTR) break;
+    example::on_signal(stop, drain, cfg.drain_timeout_s);
+    std::uint64_t count;
+    [[maybe_unused]] const ssize_t n = ::read(ended, &count, sizeof count);
+  }
   example::print_pool();
   std::printf("stopped\n");
-  return 0;
+  std::lock_guard<std::mutex> lock(mu);
+  return example::exit_status(cut);
 }

@@ -7,9 +7,11 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,8 @@ struct settings {
   int send_proxy = 0;         // --send-proxy (1), --send-proxy-v2 (2): write one upstream first
   std::chrono::milliseconds proxy_timeout{1000};  // --proxy-timeout: for the whole received header
   std::string metrics;  // --metrics HOST:PORT: serve GET /metrics there (metrics_http.hpp); "": none
+  int drain_timeout_s = 30;  // a graceful stop cuts what still runs after this long
+  std::uint64_t rate = 0, rate_total = 0, rate_burst = 0;  // bytes per second, bytes; 0: none, default
 };
 
 /// Sets what the command line says of the copies' options (tuning, and the benchmark's experiments).
@@ -62,19 +66,23 @@ inline void usage(const char* prog) {
                "usage: %s LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] "
                "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy] "
                "[--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS] "
-               "[--metrics HOST:PORT]\n",
+               "[--metrics HOST:PORT] [--drain-timeout SECONDS] [--rate BYTES_PER_S] [--rate-total BYTES_PER_S] "
+               "[--rate-burst BYTES]\n",
                prog);
   std::exit(2);
 }
 
-/// bytes reads a positive byte count of at most 1 GiB, or prints the usage and exits.
-inline std::size_t bytes(const char* arg, const char* prog) {
+/// count reads a positive number of at most most, or prints the usage and exits.
+inline unsigned long long count(const char* arg, const char* prog, unsigned long long most) {
   char* end = nullptr;
   errno = 0;
   const unsigned long long n = std::strtoull(arg, &end, 10);
-  if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || n == 0 || n > (1ull << 30)) usage(prog);
-  return std::size_t(n);
+  if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || n == 0 || n > most) usage(prog);
+  return n;
 }
+
+/// bytes reads a positive byte count of at most 1 GiB, or prints the usage and exits.
+inline std::size_t bytes(const char* arg, const char* prog) { return std::size_t(count(arg, prog, 1ull << 30)); }
 
 /// seconds_ms reads a positive number of seconds, fractions allowed, of at most an hour, or prints
 /// the usage and exits.
@@ -115,9 +123,14 @@ inline settings parse(int argc, char** argv, bool looped = true) {
     else if (a == "--send-proxy-v2" && s.send_proxy != 1) s.send_proxy = 2;
     else if (a == "--proxy-timeout" && i + 1 < argc) s.proxy_timeout = seconds_ms(argv[++i], argv[0]);
     else if (a == "--metrics" && i + 1 < argc) s.metrics = argv[++i];
+    else if (a == "--drain-timeout" && i + 1 < argc) s.drain_timeout_s = std::atoi(argv[++i]);
+    else if (a == "--rate" && i + 1 < argc) s.rate = count(argv[++i], argv[0], 1ull << 40);
+    else if (a == "--rate-total" && i + 1 < argc) s.rate_total = count(argv[++i], argv[0], 1ull << 40);
+    else if (a == "--rate-burst" && i + 1 < argc) s.rate_burst = bytes(argv[++i], argv[0]);
     else usage(argv[0]);
   }
   if (s.threads == 0) s.threads = usable_cpus();
+  if (s.drain_timeout_s < 0) usage(argv[0]);
   return s;
 }
 
@@ -258,6 +271,77 @@ inline int stop_signals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
+
+/// request_drain turns a stop signal into a request of d, and logs it: the first asks the relays
+/// to finish within timeout_s seconds, any later one to end now.
+inline void request_drain(splice::drain& d, int timeout_s, int signo) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!d.requested()) {
+    std::printf("draining: %s; listeners closed, cutting what still runs in %d s\n", strsignal(signo), timeout_s);
+    d.request(now + std::chrono::seconds(timeout_s));
+  } else {
+    std::printf("drain: %s again, cutting what still runs now\n", strsignal(signo));
+    d.request(now);
+  }
+  std::fflush(stdout);
+}
+
+/// on_signal reads the signals that have come on stop_signals()' fd and makes each a request of d
+/// (request_drain). Returns false when none was there (the fd is non-blocking).
+inline bool on_signal(int signal_fd, splice::drain& d, int timeout_s) {
+  bool any = false;
+  for (signalfd_siginfo si{}; read(signal_fd, &si, sizeof si) == ssize_t(sizeof si); any = true)
+    request_drain(d, timeout_s, int(si.ssi_signo));
+  return any;
+}
+
+/// exit_status is a proxy's exit status after a graceful stop: 0 when every connection ended by
+/// itself, 1 when the drain cut some. Says which.
+inline int exit_status(unsigned long cut) {
+  if (cut > 0) std::printf("drain: cut %lu connections\n", cut);
+  else std::printf("drained\n");
+  return cut > 0 ? 1 : 0;
+}
+
+/// was_cut says whether a relay ended because a drain's deadline cut it.
+inline bool was_cut(const splice::proxy_result& r) { return r.error && std::strcmp(r.op, "drain") == 0; }
+
+/// limits holds what --rate, --rate-total and --rate-burst ask for: the process-wide buckets of
+/// --rate-total, one per direction, which every connection's buckets draw on. Thread-safe (the
+/// buckets are).
+class limits {
+ public:
+  /// Makes the buckets the settings ask for; the burst defaults to one largest splice (max_splice).
+  explicit limits(const settings& s)
+      : rate_(s.rate ? s.rate : s.rate_total),
+        burst_(s.rate_burst ? s.rate_burst : s.max_splice ? s.max_splice : splice::options{}.max_splice) {
+    if (s.rate_total) up_.emplace(s.rate_total, burst_), down_.emplace(s.rate_total, burst_);
+  }
+  /// Returns whether any limit applies.
+  bool any() const { return rate_ > 0; }
+
+ private:
+  friend struct connection_rates;
+  std::uint64_t rate_, burst_;  // a connection's own rate: --rate, else --rate-total (it draws on that)
+  std::optional<splice::rate_limit> up_, down_;  // --rate-total, client -> upstream and back
+};
+
+/// connection_rates is one connection's buckets, one per direction (--rate), each drawing on the
+/// process's bucket for its direction (--rate-total); none without a limit. It must outlive the
+/// connection's relay.
+struct connection_rates {
+  explicit connection_rates(limits& l) {
+    if (!l.any()) return;
+    up.emplace(l.rate_, l.burst_, l.up_ ? &*l.up_ : nullptr);
+    down.emplace(l.rate_, l.burst_, l.down_ ? &*l.down_ : nullptr);
+  }
+  /// Returns opt bounded by these buckets: up for a -> b (client to upstream), down for b -> a.
+  splice::proxy_options apply(splice::proxy_options opt) {
+    if (up) opt.copy.rate = &*up, opt.rate_b_to_a = &*down;
+    return opt;
+  }
+  std::optional<splice::rate_limit> up, down;
+};
 
 /// One log line per finished connection, in a fixed format:
 ///   conn ID PEER: up N bytes, down N bytes, spliced yes|no (WHY), ok|OP: MESSAGE

@@ -5,10 +5,16 @@
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 //             [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy]
 //             [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
-//             [--metrics HOST:PORT]
+//             [--metrics HOST:PORT] [--drain-timeout SECONDS]
+//             [--rate BYTES_PER_S] [--rate-total BYTES_PER_S] [--rate-burst BYTES]
 // --accept-proxy reads the client's PROXY header (v1 or v2) with the blocking read_proxy_header in
 // the connection's thread, before connecting upstream; a bad or late one closes the client and is
 // logged. --send-proxy(-v2) writes a header upstream before the relay starts.
+// SIGTERM or SIGINT stops it gracefully: the listener closes at once (what was queued is served
+// first), the connections in flight go on, and it exits when the last one ends: 0, or 1 when
+// --drain-timeout (30 s) or a second signal cut some. --rate bounds each direction of each
+// connection, --rate-total all connections together, per direction, shared fairly.
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -16,6 +22,7 @@
 #include <thread>
 
 #include <poll.h>
+#include <sys/eventfd.h>
 
 #include <splice/splice.hpp>
 
@@ -27,34 +34,35 @@ int main(int argc, char** argv) {
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
   // Non-blocking, so that an accept after poll said readable cannot block the stop path when the
   // client has gone meanwhile.
-  const int listener = example::listen_on(cfg.listen, SOCK_NONBLOCK);
+  int listener = example::listen_on(cfg.listen, SOCK_NONBLOCK);
   example::address upstream_at;
-  if (listener < 0 || stop < 0 || !example::resolve_to(cfg.upstream, upstream_at)) return 1;
+  const int ended = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);  // a connection thread ended
+  if (listener < 0 || stop < 0 || ended < 0 || !example::resolve_to(cfg.upstream, upstream_at)) return 1;
   example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
   if (!cfg.metrics.empty() && !metrics.start(cfg.metrics)) return 1;
 
+  splice::drain drain;
+  example::limits limits(cfg);
   splice::proxy_options opt;
   example::apply(cfg, opt.copy);
   if (cfg.idle_timeout_s > 0) opt.idle_timeout = std::chrono::seconds(cfg.idle_timeout_s);
+  opt.drain = &drain;
 
   std::mutex mu;
-  std::condition_variable idle;
-  std::map<int, int> live;  // client fd -> upstream fd (-1 until connected), to cut them at shutdown
-  bool stopping = false;
+  std::map<int, int> live;  // client fd -> upstream fd (-1 until connected)
+  std::atomic<unsigned long> cut{0};  // connections the drain cut
   unsigned long next_id = 0;
 
-  for (int wait_ms = -1;;) {
-    pollfd fds[2] = {{listener, POLLIN, 0}, {stop, POLLIN, 0}};
-    // After a failed accept only the stop signal is watched, for 100 ms: the listener would say
-    // readable at once, every time, while the queued connection waits for an fd.
-    if (poll(wait_ms < 0 ? fds : fds + 1, wait_ms < 0 ? 2 : 1, wait_ms) < 0 && errno != EINTR) break;
-    if (fds[1].revents) break;
+  // serve accepts one connection and relays it on a thread of its own; false when none was queued.
+  // wait_ms says how long to leave the listener alone: -1 (wait for it), or 100 after a failure
+  // for want of fds, while it would say readable at once, every time.
+  const auto serve = [&](int& wait_ms) {
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     const int client = accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
     if (client < 0) {
       wait_ms = errno == EAGAIN || errno == ECONNABORTED || errno == EINTR ? -1 : 100;  // EMFILE, ENFILE, ENOBUFS
-      continue;
+      return errno == ECONNABORTED || errno == EINTR;
     }
     wait_ms = -1;
     const unsigned long id = ++next_id;
@@ -64,6 +72,7 @@ int main(int argc, char** argv) {
     try {
       std::thread([&, client, id, who] {
         splice::proxy_result r;
+        example::connection_rates rates(limits);
         std::string peer = who, header;  // header: what goes upstream before the client's bytes
         int upstream = -1;
         bool go = true;
@@ -82,20 +91,21 @@ int main(int argc, char** argv) {
         } else if (go) {
           std::lock_guard<std::mutex> lock(mu);
           live[client] = upstream;
-          go = !stopping;
         }
         if (go && !example::send_all(upstream, header)) {
           r.error = std::error_code(errno, std::system_category());
           r.op = "send";
           go = false;
         }
-        if (go) r = splice::proxy(client, upstream, opt);
+        if (go) r = splice::proxy(client, upstream, rates.apply(opt));  // a drain requested already applies at once
+        if (example::was_cut(r)) ++cut;
         if (upstream >= 0 || r.error) example::log_connection(id, peer, r);
         std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
         live.erase(client);
         if (upstream >= 0) close(upstream);
         close(client);
-        idle.notify_all();
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const ssize_t n = write(ended, &one, sizeof one);  // the main thread counts again
       }).detach();
     } catch (const std::system_error& e) {
       // No thread to be had (EAGAIN: the thread or memory limit): refuse this one, serve the next.
@@ -103,18 +113,38 @@ int main(int argc, char** argv) {
       live.erase(client);
       close(client);
     }
+    return true;
+  };
+
+  for (int wait_ms = -1;;) {
+    pollfd fds[2] = {{listener, POLLIN, 0}, {stop, POLLIN, 0}};
+    // After a failed accept only the stop signal is watched, for 100 ms.
+    if (poll(wait_ms < 0 ? fds : fds + 1, wait_ms < 0 ? 2 : 1, wait_ms) < 0 && errno != EINTR) break;
+    if (example::on_signal(stop, drain, cfg.drain_timeout_s)) break;
+    serve(wait_ms);
   }
-  // Stop: no new connections; cut the running ones and wait until each has closed its fds.
+  if (!drain.requested()) drain.request(std::chrono::steady_clock::now() + std::chrono::seconds(cfg.drain_timeout_s));
+  // A graceful stop: the connections already queued are taken (their clients see them open), then
+  // the listener closes and new ones are refused. Those in flight go on until they end, the drain's
+  // deadline or a second signal cuts them (proxy() watches the drain), and the last one out ends
+  // the wait.
+  for (int wait_ms = -1; serve(wait_ms);) {
+  }
   close(listener);
-  std::unique_lock<std::mutex> lock(mu);
-  stopping = true;
-  for (auto [client, upstream] : live) {
-    shutdown(client, SHUT_RDWR);
-    if (upstream >= 0) shutdown(upstream, SHUT_RDWR);
+  listener = -1;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (live.empty()) break;
+    }
+    pollfd fds[2] = {{stop, POLLIN, 0}, {ended, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    example::on_signal(stop, drain, cfg.drain_timeout_s);
+    std::uint64_t count;
+    [[maybe_unused]] const ssize_t n = read(ended, &count, sizeof count);
   }
-  idle.wait(lock, [&] { return live.empty(); });
   metrics.stop();
   example::print_pool();
   std::printf("stopped\n");
-  return 0;
+  return example::exit_status(cut);
 }

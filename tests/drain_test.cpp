@@ -97,3 +97,27 @@ TEST_CASE("duplex::drain cuts at its deadline and only brings it nearer", "[drai
   CHECK(dx.result().error == std::errc::timed_out);
   CHECK(std::string(dx.result().op) == "drain");
 }
+
+TEST_CASE("proxy with a drain wakes at once when a second request brings the deadline nearer", "[drain][proxy]") {
+  test::rig r;
+  splice::drain d;
+  splice::proxy_options o;
+  o.drain = &d;
+  const auto head = payload(100000, 64);
+  splice::proxy_result res;
+  std::thread relay([&] { res = splice::proxy(r.a(), r.b(), o); });
+  REQUIRE(test::write_all(r.client(), head));
+  CHECK(test::read_all(r.server(), head.size()) == head);
+  d.request(std::chrono::steady_clock::now() + 1h);  // the first signal: a far deadline
+  std::this_thread::sleep_for(50ms);                 // the proxy sleeps until it now
+  pollfd p{d.nearer_fd(), POLLIN, 0};
+  CHECK(::poll(&p, 1, 0) == 0);
+  const auto second = std::chrono::steady_clock::now();
+  d.request(second);  // the second: now (it slept until the first deadline before)
+  CHECK(::poll(&p, 1, 0) == 1);
+  relay.join();
+  CHECK(std::chrono::steady_clock::now() - second < 5s);
+  CHECK(res.error == std::errc::timed_out);
+  CHECK(std::string(res.op) == "drain");
+  CHECK(res.a_to_b.bytes == head.size());
+}

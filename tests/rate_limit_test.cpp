@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "splice/rate_limit.hpp"  // first: the header must be self-contained
 
+#include <algorithm>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -173,4 +175,62 @@ TEST_CASE("a duplex waiting for tokens names the time, and runs that direction o
   }
   CHECK((got == data));
   CHECK(d.result().a_to_b.bytes == data.size());
+}
+
+TEST_CASE("a duplex with rate_b_to_a bounds each direction by its own bucket", "[rate][duplex]") {
+  test::rig r;
+  test::set_nonblocking(r.a());
+  test::set_nonblocking(r.b());
+  splice::rate_limit up(100'000, 16384), down(100'000, 16384);
+  splice::proxy_options o;
+  o.copy.rate = &up;
+  o.rate_b_to_a = &down;
+  clocked sys;
+  splice::duplex<clocked> d(r.a(), r.b(), o, sys);
+  const auto data = payload(64 << 10, 55), back = payload(64 << 10, 56);
+  REQUIRE(test::write_all(r.client(), data));
+  REQUIRE(test::write_all(r.server(), back));
+  test::wait_acked(r.client());
+  test::wait_acked(r.server());
+  d.advance(splice::ready::all);  // each direction takes its own burst: one bucket would give 16 KiB in all
+  splice::poll_poller(50ms).wait_readable(r.server());
+  splice::poll_poller(50ms).wait_readable(r.client());
+  test::set_nonblocking(r.server());
+  test::set_nonblocking(r.client());
+  CHECK(test::read_available(r.server()).size() == 16384);
+  CHECK(test::read_available(r.client()).size() == 16384);
+  CHECK(up.waits() + down.waits() >= 2);  // both wait for their own tokens now
+  CHECK(d.result().a_to_b.bytes == 16384);
+  CHECK(d.result().b_to_a.bytes == 16384);
+}
+
+TEST_CASE("copies sharing an outer bucket each get at least half their fair share", "[rate]") {
+  // Four copies, each with a bucket of its own drawing on one of 1 MB/s; each asks for a chunk at
+  // its wake time, the earliest first, ties in order (the copy just granted asks first again).
+  splice::rate_limit total(1'000'000, 1 << 20);
+  struct copy {
+    explicit copy(splice::rate_limit* t) : own(1'000'000'000, 1 << 20, t), meter(&own) {}
+    splice::rate_limit own;
+    splice_lib::detail::metered meter;
+    clock_type::time_point at{};
+    std::uint64_t got = 0;
+  };
+  clocked sys;
+  std::vector<std::unique_ptr<copy>> copies;
+  for (int i = 0; i < 4; ++i) copies.push_back(std::make_unique<copy>(&total)), copies.back()->at = *sys.t;
+  const auto start = *sys.t, end = start + 10s;
+  while (*sys.t < end) {
+    copy* next = copies[0].get();
+    for (auto& c : copies)
+      if (c->at < next->at) next = c.get();
+    *sys.t = std::max(*sys.t, next->at);
+    const auto n = next->meter.allow(65536, sys);
+    next->meter.used((long long)n, false);
+    next->got += n;
+    next->at = n ? *sys.t : next->meter.wake_at();
+  }
+  std::uint64_t all = 0;
+  for (auto& c : copies) all += c->got;
+  CHECK(double(all) == Approx(1e6 * 10 + (1 << 20)).epsilon(0.05));
+  for (auto& c : copies) CHECK(double(c->got) >= 0.5 * double(all) / 4);
 }

@@ -79,7 +79,7 @@ class duplex {
   /// Relays a and b both ways.
   duplex(int a, int b, const proxy_options& opt = {}, Sys sys = {}) noexcept
       : sys_(sys), a_(a), b_(b), nodelay_(opt.nodelay), both_(true), ab_(b, a, no_limit, opt.copy, sys),
-        ba_(a, b, no_limit, opt.copy, sys) {
+        ba_(a, b, no_limit, reverse(opt), sys) {
     init(opt.copy);
     if (metrics_) detail::add_count(detail::this_shard(), detail::opened, 1);
   }
@@ -166,6 +166,13 @@ class duplex {
     step s = step::again;  // what it waits for; again: nothing, run it
     bool ended = false;
   };
+
+  // reverse is how b -> a copies: as a -> b, with its own rate_limit if it has one.
+  static options reverse(const proxy_options& opt) noexcept {
+    options o = opt.copy;
+    if (opt.rate_b_to_a) o.rate = opt.rate_b_to_a;
+    return o;
+  }
 
   void init(const options& o) noexcept {
     mask_sigpipe_ = !(o.sigpipe_ignored && sigpipe_scope::ignored_by_host());

@@ -70,6 +70,10 @@ struct proxy_options {
   /// How each direction copies.
   // cppcheck-suppress unusedStructMember
   options copy;
+  /// The token bucket of the b -> a direction when it is not copy.rate's (nullptr: copy.rate bounds
+  /// both directions together). A proxy that bounds each direction sets copy.rate for a -> b and
+  /// this for b -> a. It must outlive the relay.
+  rate_limit* rate_b_to_a = nullptr;
   /// When neither fd becomes ready for this long, the proxy ends with std::errc::timed_out from
   /// "idle". Negative: no timeout. Signals do not restart it.
   std::chrono::milliseconds idle_timeout{-1};

@@ -3,6 +3,7 @@
 #define SPLICE_PROXY_HPP_
 
 #include <algorithm>
+#include <chrono>
 #include <system_error>
 #include <utility>
 
@@ -15,27 +16,43 @@
 
 namespace splice_lib {
 
+namespace detail {
+/// drain_fd is the fd of d that proxy() polls, given the deadline it has applied (`seen`): fd()
+/// until it has applied a request, then nearer_fd() until that has been seen readable (both stay
+/// readable), then none (-1). A request that comes after `seen` was read makes the fd polled
+/// readable, so it is never slept through.
+inline int drain_fd(const splice_lib::drain* d, std::chrono::steady_clock::time_point seen, bool nearer_seen) noexcept {
+  if (!d) return -1;
+  if (seen == std::chrono::steady_clock::time_point::max()) return d->fd();
+  return nearer_seen ? -1 : d->nearer_fd();
+}
+}  // namespace detail
+
 /// proxy relays a and b in both directions on the calling thread until both directions have ended,
 /// then returns: a duplex (see duplex.hpp for its rules: half-close, first error wins, TCP_NODELAY,
 /// non-blocking fds) driven by poll(2) on both fds. When neither fd becomes ready for
 /// opt.idle_timeout, it ends with std::errc::timed_out from "idle"; a failed poll ends it with
 /// poll's error. A direction with a rate_limit (proxy_options::copy.rate) waits for its tokens in the
 /// same poll, by its timeout. With proxy_options::drain it watches the drain's fd too: once a drain
-/// is requested, the relay goes on until it ends or the drain's deadline cuts it. Closes neither fd.
+/// is requested, the relay goes on until it ends or the drain's deadline cuts it, and a second
+/// request that brings the deadline nearer wakes it at once. Closes neither fd.
 template <class Sys = system_calls>
 proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) noexcept {
   proxy_options level = opt;
   level.copy.short_read_drains = true;  // poll(2) is level-triggered: a short read cannot hide bytes
   duplex<Sys> d(a, b, level, sys);
   auto idle_until = detail::deadline_after(opt.idle_timeout, sys.now());
+  bool nearer_seen = false;  // the drain's nearer_fd() was readable: it stays so, poll it no more
+  auto seen = std::chrono::steady_clock::time_point::max();  // the drain's deadline, as applied
   for (unsigned came = ready::all;;) {
-    if (opt.drain && opt.drain->requested()) d.drain(opt.drain->deadline());
+    if (opt.drain) d.drain(seen = opt.drain->deadline());
     const unsigned want = d.advance(came);
     if (d.done()) break;
     // One poll over both fds for what the directions wait for; an fd nobody waits on is left out
     // (fd -1), so that an error pending on it cannot wake the loop for nothing.
-    // The drain's fd, until it has been requested, wakes the poll when it is.
-    pollfd fds[3] = {{a, 0, 0}, {b, 0, 0}, {opt.drain && !opt.drain->requested() ? opt.drain->fd() : -1, POLLIN, 0}};
+    // The drain's fd, until it has been requested, wakes the poll when it is; then its nearer_fd()
+    // does, when a second request brings the deadline nearer (read again at the top).
+    pollfd fds[3] = {{a, 0, 0}, {b, 0, 0}, {detail::drain_fd(opt.drain, seen, nearer_seen), POLLIN, 0}};
     if (want & ready::a_in) fds[0].events |= POLLIN;
     if (want & ready::a_out) fds[0].events |= POLLOUT;
     if (want & ready::b_in) fds[1].events |= POLLIN;
@@ -54,6 +71,7 @@ proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) no
       d.expire();
     }
     came = ready::of(true, unsigned(fds[0].revents)) | ready::of(false, unsigned(fds[1].revents));
+    if (fds[2].revents && fds[2].fd == opt.drain->nearer_fd()) nearer_seen = true;
   }
   return d.result();
 }
