@@ -10,6 +10,7 @@
 #include "detail/moves.hpp"
 #include "detail/mover.hpp"
 #include "error.hpp"
+#include "mirror.hpp"
 #include "options.hpp"
 #include "pipe_pool.hpp"
 #include "rate_limit.hpp"
@@ -73,7 +74,8 @@ class copier {
   /// into dst settles it (a count or EAGAIN says dst lives), the scope consumes one.
   step advance(sigpipe_scope& scope) noexcept {
     const step s = run(scope);
-    if (std::exchange(maybe_raised_, false)) scope.note(std::make_error_code(std::errc::broken_pipe));
+    if (std::exchange(maybe_raised_, false) | (opt_.mirror && opt_.mirror->take_raised()))
+      scope.note(std::make_error_code(std::errc::broken_pipe));
     return s;
   }
 
@@ -89,8 +91,8 @@ class copier {
   friend class duplex;
   enum class phase { fresh, running, ending /* src ended or limit reached: flush what is held */, done };
 
-  static detail::route_settings<pipe_pool> settings(options& o) noexcept {
-    return {o.pool = o.pool ? o.pool : &pipe_pool::shared(), o.buffer_size, o.max_splice, o.userspace, o.splice_from_unix};
+  static detail::route_settings<pipe_pool, mirror> settings(options& o) noexcept {
+    return {o.pool = o.pool ? o.pool : &pipe_pool::shared(), o.buffer_size, o.max_splice, o.userspace, o.splice_from_unix, o.mirror};
   }
 
   // run is advance(): it moves what it can, reading what each move returns, and says what it waits for.
@@ -153,16 +155,18 @@ class copier {
     return raises ? scope.note(ec) : void(), stop(ec, op), step::done;
   }
 
-  // end gives the pipe back, and tells the pool's counters what the copy moved.
+  // end gives the pipe back, tells the pool's counters what the copy moved, and the mirror that
+  // its stream has ended.
   void end() noexcept {
     phase_ = phase::done;
     mover_.release();
     meter_.end();
+    if (opt_.mirror) opt_.mirror->end_of_stream(mover_.sys(), !result_.error);
     opt_.pool->record(spliced_, result_.bytes - spliced_);
   }
 
   options opt_;
-  detail::mover<Sys, pipe_pool> mover_;
+  detail::mover<Sys, pipe_pool, mirror> mover_;
   detail::metered meter_;  // options::rate, if any
   int dst_, src_;
   std::uint64_t remaining_;    // bytes src may still give before the limit

@@ -16,6 +16,7 @@
 #include "duplex.hpp"
 #include "error.hpp"
 #include "fd.hpp"
+#include "mirror.hpp"
 #include "options.hpp"
 #include "pipe_pool.hpp"
 #include "poller.hpp"
@@ -71,6 +72,7 @@ struct splice {
   using proxy_header_reader = splice_lib::proxy_header_reader<Sys>;
   using ready = splice_lib::ready;
   using rate_limit = splice_lib::rate_limit;
+  using mirror = splice_lib::mirror;
   using drain = splice_lib::drain;
   template <class Sys = system_calls>
   using copier = splice_lib::copier<Sys>;
