@@ -3,6 +3,10 @@
 // by two resumable copiers (client -> upstream and upstream -> client).
 //   epoll_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
 //               [--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]
+//               [--mirror HOST:PORT] [--mirror-down HOST:PORT] [--mirror-file PATH] [--mirror-lag BYTES]
+// A connection's mirror sockets are watched in the same epoll set, edge-triggered, and drive the
+// duplex with its mirror ready bits; a connection whose mirror finishes waits on the duplex's
+// wake_at() (the mirror's linger) in a short list of timed connections.
 // --threads N (default 1) runs N loops, each on its own thread with its own epoll and its own
 // SO_REUSEPORT listener on the same address; they share the pipe pool. Past --max-conns (default
 // 1024, counted for the whole process) the loops stop accepting and new connections wait in the
@@ -32,24 +36,34 @@ using clock_type = std::chrono::steady_clock;
 
 struct connection;
 
-// An fd of a connection, as epoll names it: which connection, and which of its two fds.
+// An fd of a connection, as epoll names it: which connection, and which of its fds.
+enum class fd_kind { client, upstream, mirror_up, mirror_down };
 struct side {
   connection* c;
-  bool client;
+  fd_kind kind;
+
+  // bits are the duplex's ready bits for epoll events on this fd.
+  unsigned bits(std::uint32_t ev) const {
+    if (kind == fd_kind::client || kind == fd_kind::upstream) return splice::ready::of(kind == fd_kind::client, ev);
+    return splice::ready::of_mirror(kind == fd_kind::mirror_up, ev);
+  }
 };
 
 // A connection is a duplex (the library's proxy rules: half-close, first error, what to wait for)
 // between the client (its fd a) and the upstream (b).
 struct connection {
-  connection(unsigned long i, std::string p, int c, int u, const splice::proxy_options& opt)
-      : id(i), peer(std::move(p)), client(c), upstream(u), relay(c, u, opt), client_side{this, true},
-        upstream_side{this, false} {}
+  connection(unsigned long i, std::string p, int c, int u, const splice::proxy_options& opt, example::mirrors m)
+      : id(i), peer(std::move(p)), client(c), upstream(u), mirrors(std::move(m)), relay(c, u, mirrors.attach(opt)),
+        client_side{this, fd_kind::client}, upstream_side{this, fd_kind::upstream},
+        mirror_sides{{this, fd_kind::mirror_up}, {this, fd_kind::mirror_down}} {}
   unsigned long id;
   std::string peer;
   int client, upstream;
+  example::mirrors mirrors;  // before relay, which refers to them
   splice::duplex<> relay;
-  side client_side, upstream_side;
+  side client_side, upstream_side, mirror_sides[2];
   bool queued = false;  // on the ready queue
+  bool timed = false;   // on the timed list: relay.wake_at() is set
   bool ended = false;   // fds closed; freed at the end of the round
   clock_type::time_point last;           // last activity
   std::list<connection>::iterator self;  // its place in the loop's list, ordered by last activity
@@ -61,6 +75,7 @@ class proxy_loop;
 struct process {
   example::settings cfg;
   example::address upstream;
+  example::mirror_targets mirror_to;
   std::atomic<int> conns{0};
   std::atomic<unsigned long> next_id{0};
   std::atomic<bool> stopping{false};
@@ -127,6 +142,7 @@ class proxy_loop {
         }
       }
       run_ready(scope);
+      run_timed(scope);
       if (out_of_fds_ && now_ >= retry_at_) accept_due_ = true;
       if (accept_due_ && !p_.stopping) accept_all(scope);
       expire();
@@ -134,6 +150,7 @@ class proxy_loop {
       if (!dead_.empty()) {
         ready_.erase(std::remove_if(ready_.begin(), ready_.end(), [](connection* c) { return c->ended; }),
                      ready_.end());
+        timed_.erase(std::remove_if(timed_.begin(), timed_.end(), [](connection* c) { return c->ended; }), timed_.end());
         dead_.clear();
       }
     }
@@ -159,6 +176,8 @@ class proxy_loop {
     auto until = clock_type::time_point::max();
     if (idle_.count() > 0 && !conns_.empty()) until = conns_.front().last + idle_;
     if (out_of_fds_) until = std::min(until, retry_at_);
+    for (const connection* c : timed_)
+      if (!c->ended) until = std::min(until, c->relay.wake_at());
     if (until == clock_type::time_point::max()) return -1;
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - clock_type::now()).count();
     return int(std::clamp<long long>(ms, 0, INT_MAX));
@@ -250,7 +269,8 @@ class proxy_loop {
     // The duplex can start while the connect is in progress: the kernel says EAGAIN until it is
     // done, and the connect's error, if any, comes back from the first read or write. The duplex
     // sets TCP_NODELAY on both (proxy_options::nodelay).
-    connection& c = conns_.emplace_back(++p_.next_id, std::move(peer), client, upstream, opt_);
+    const unsigned long id = ++p_.next_id;
+    connection& c = conns_.emplace_back(id, std::move(peer), client, upstream, opt_, example::open_mirrors(p_.mirror_to, id));
     c.self = std::prev(conns_.end());
     c.last = now_;
     // Each fd is watched both ways, edge-triggered, for the life of the connection; an edge
@@ -261,6 +281,9 @@ class proxy_loop {
       end(c);
       return;
     }
+    // A mirror socket likewise; epoll refuses a capture file (EPERM), which is always ready.
+    for (int i = 0; i < 2; ++i)
+      if (c.relay.mirror_fd(i == 0) >= 0) watch(c.relay.mirror_fd(i == 0), both_ways, &c.mirror_sides[i]);
     drive(c, scope, splice::ready::all);
   }
 
@@ -268,7 +291,7 @@ class proxy_loop {
   // direction that waits for it (a direction waits only after its fd said EAGAIN, so it gets an
   // edge of its own).
   void woken(side& s, std::uint32_t ev, splice::sigpipe_scope& scope) {
-    drive(*s.c, scope, splice::ready::of(s.client, ev));
+    drive(*s.c, scope, s.bits(ev));
   }
 
   // drive advances c with what came. Each direction runs until EAGAIN (the next change is an edge
@@ -282,6 +305,25 @@ class proxy_loop {
     } else if (c.relay.busy() && !c.queued) {
       c.queued = true;
       ready_.push_back(&c);
+    }
+    if (!c.ended && !c.timed && c.relay.wake_at() != clock_type::time_point::max()) {
+      c.timed = true;
+      timed_.push_back(&c);
+    }
+  }
+
+  // run_timed drives the connections whose wake_at() has come (a finishing mirror's linger), and
+  // keeps on the list those that still have one.
+  void run_timed(splice::sigpipe_scope& scope) {
+    if (timed_.empty()) return;
+    now_ = clock_type::now();
+    std::vector<connection*> due;
+    due.swap(timed_);
+    for (connection* c : due) {
+      c->timed = false;
+      if (c->ended) continue;
+      if (now_ >= c->relay.wake_at()) drive(*c, scope, 0);
+      if (!c->ended && !c->timed && c->relay.wake_at() != clock_type::time_point::max()) c->timed = true, timed_.push_back(c);
     }
   }
 
@@ -311,6 +353,7 @@ class proxy_loop {
   // epoll set) and moves it to the dead list, freed at the end of the round.
   void end(connection& c) {
     example::log_connection(c.id, c.peer, c.relay.result());
+    example::log_mirrors(c.id, c.mirrors);
     close(c.client);
     close(c.upstream);
     c.ended = true;
@@ -328,7 +371,7 @@ class proxy_loop {
   // refuse clients (see refuse_queued).
   int spare_ = -1;
   std::list<connection> conns_, dead_;  // conns_: the idlest first
-  std::vector<connection*> ready_, running_;
+  std::vector<connection*> ready_, running_, timed_;
   clock_type::time_point now_ = clock_type::now();
   bool accept_due_ = false;
   bool out_of_fds_ = false;  // accept failed for want of a resource; retry_at_ is the next try
@@ -343,7 +386,9 @@ int main(int argc, char** argv) {
   p.cfg = example::parse(argc, argv);
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
   const std::vector<int> listeners = example::open_listeners(p.cfg.listen, p.cfg.threads, SOCK_NONBLOCK);
-  if (stop < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream)) return 1;
+  if (stop < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream) ||
+      !example::resolve_mirrors(p.cfg, p.mirror_to))
+    return 1;
   for (int fd : listeners) {
     p.loops.push_back(std::make_unique<proxy_loop>(p, fd));
     if (!p.loops.back()->open()) return 1;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,6 +32,11 @@ struct settings {
   int max_conns = 1024;
   int threads = 1;  // epoll_proxy's event loops
   std::size_t max_splice = 0, max_advance = 0;  // 0: the library's defaults
+  // --mirror and --mirror-down HOST:PORT: where each connection's client -> upstream (and
+  // upstream -> client) bytes are mirrored; --mirror-file PATH: the capture of a direction with no
+  // mirror socket, one file per connection and direction (PATH.ID.up, PATH.ID.down).
+  std::string mirror_up, mirror_down, mirror_file;
+  std::size_t mirror_lag = 0;  // --mirror-lag BYTES; 0: the library's default (mirror::config::lag)
 };
 
 /// Sets what the command line says of the copies' options (tuning, and the benchmark's experiments).
@@ -52,7 +59,8 @@ inline void print_pool() {
 inline void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] "
-               "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]\n",
+               "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES] [--mirror HOST:PORT] "
+               "[--mirror-down HOST:PORT] [--mirror-file PATH] [--mirror-lag BYTES]\n",
                prog);
   std::exit(2);
 }
@@ -79,6 +87,10 @@ inline settings parse(int argc, char** argv) {
     else if (a == "--threads" && i + 1 < argc) s.threads = std::atoi(argv[++i]);
     else if (a == "--max-splice" && i + 1 < argc) s.max_splice = bytes(argv[++i], argv[0]);
     else if (a == "--max-advance" && i + 1 < argc) s.max_advance = bytes(argv[++i], argv[0]);
+    else if (a == "--mirror" && i + 1 < argc) s.mirror_up = argv[++i];
+    else if (a == "--mirror-down" && i + 1 < argc) s.mirror_down = argv[++i];
+    else if (a == "--mirror-file" && i + 1 < argc) s.mirror_file = argv[++i];
+    else if (a == "--mirror-lag" && i + 1 < argc) s.mirror_lag = bytes(argv[++i], argv[0]);
     else usage(argv[0]);
   }
   if (s.threads < 1) usage(argv[0]);
@@ -201,6 +213,71 @@ inline int connect_to(const address& a, int flags = 0) {
   close(fd);
   errno = err;
   return -1;
+}
+
+/// Where the mirrors go, resolved once at start.
+struct mirror_targets {
+  bool up = false, down = false;  // a socket mirror for that direction
+  address up_at, down_at;
+  std::string file;  // the capture's path prefix, or ""
+  std::size_t lag = 0;
+};
+
+/// Resolves the mirror addresses of s; false after printing why.
+inline bool resolve_mirrors(const settings& s, mirror_targets& t) {
+  t.up = !s.mirror_up.empty(), t.down = !s.mirror_down.empty();
+  t.file = s.mirror_file, t.lag = s.mirror_lag;
+  return (!t.up || resolve_to(s.mirror_up, t.up_at)) && (!t.down || resolve_to(s.mirror_down, t.down_at));
+}
+
+/// One connection's mirrors: each direction's, or none. They close their fds when destroyed.
+struct mirrors {
+  std::unique_ptr<splice::mirror> up, down;
+
+  /// Returns opt with these mirrors attached to the directions of a duplex (a: client).
+  splice::proxy_options attach(splice::proxy_options opt) const {
+    opt.mirror_a_to_b = up.get();
+    opt.mirror_b_to_a = down.get();
+    return opt;
+  }
+};
+
+/// Opens the mirror of one direction of connection id: a socket connected without waiting (a
+/// refused connection shows later, and cuts the mirror only), or a capture file. Prints why not.
+inline std::unique_ptr<splice::mirror> open_mirror(const mirror_targets& t, bool up, unsigned long id) {
+  int fd = -1;
+  if (up ? t.up : t.down) {
+    fd = connect_to(up ? t.up_at : t.down_at, SOCK_NONBLOCK);
+  } else if (!t.file.empty()) {
+    const std::string path = t.file + "." + std::to_string(id) + (up ? ".up" : ".down");
+    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  } else {
+    return nullptr;
+  }
+  if (fd < 0) {
+    std::printf("mirror %lu %s: %s\n", id, up ? "up" : "down", std::strerror(errno));
+    return nullptr;
+  }
+  splice::mirror::config c;
+  if (t.lag > 0) c.lag = t.lag;
+  return std::make_unique<splice::mirror>(fd, c);
+}
+
+inline mirrors open_mirrors(const mirror_targets& t, unsigned long id) {
+  return {open_mirror(t, true, id), open_mirror(t, false, id)};
+}
+
+/// One log line per mirror of a finished connection:
+///   mirror ID up|down: N bytes, finished|cut (WHY[: MESSAGE])
+inline void log_mirrors(unsigned long id, const mirrors& m) {
+  for (const splice::mirror* p : {m.up.get(), m.down.get()}) {
+    if (!p) continue;
+    const bool cut = p->status() == splice::mirror::state::cut;
+    std::printf("mirror %lu %s: %llu bytes, %s%s%s%s%s\n", id, p == m.up.get() ? "up" : "down",
+                (unsigned long long)p->bytes(), cut ? "cut (" : "finished", cut ? p->why() : "",
+                cut && p->error() ? ": " : "", cut && p->error() ? p->error().message().c_str() : "", cut ? ")" : "");
+  }
+  std::fflush(stdout);
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and threads it starts) and returns a signalfd that

@@ -3,7 +3,10 @@
 // splice::proxy until both directions end, close, log one line. splice::proxy sets TCP_NODELAY on
 // both sockets (proxy_options::nodelay).
 //   tcp_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS]
-//             [--max-splice BYTES] [--max-advance BYTES]
+//             [--max-splice BYTES] [--max-advance BYTES] [--mirror HOST:PORT] [--mirror-down HOST:PORT]
+//             [--mirror-file PATH] [--mirror-lag BYTES]
+// With mirrors, each connection's thread opens its own (example::open_mirrors) and splice::proxy
+// services them beside the two sockets; a mirror that falls behind or fails is cut, alone.
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -23,7 +26,9 @@ int main(int argc, char** argv) {
   // client has gone meanwhile.
   const int listener = example::listen_on(cfg.listen, SOCK_NONBLOCK);
   example::address upstream_at;
-  if (listener < 0 || stop < 0 || !example::resolve_to(cfg.upstream, upstream_at)) return 1;
+  example::mirror_targets mirror_to;
+  if (listener < 0 || stop < 0 || !example::resolve_to(cfg.upstream, upstream_at) || !example::resolve_mirrors(cfg, mirror_to))
+    return 1;
 
   splice::proxy_options opt;
   example::apply(cfg, opt.copy);
@@ -66,8 +71,11 @@ int main(int argc, char** argv) {
           live[client] = upstream;
           go = !stopping;
         }
-        if (go) r = splice::proxy(client, upstream, opt);
+        example::mirrors mirrors;
+        if (go) mirrors = example::open_mirrors(mirror_to, id);
+        if (go) r = splice::proxy(client, upstream, mirrors.attach(opt));
         example::log_connection(id, who, r);
+        example::log_mirrors(id, mirrors);
         std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
         live.erase(client);
         if (upstream >= 0) close(upstream);
