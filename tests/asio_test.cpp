@@ -832,7 +832,7 @@ TEST_CASE("async_proxy mirrors a -> b: an exact copy, or a stalled mirror cut al
   if (stalled) test::set_buffers(m.a.get(), 16 << 10), test::set_buffers(m.b.get(), 16 << 10);
   splice::mirror::config c;
   c.lag = stalled ? 64 << 10 : up.size();  // a mirror that is read is never cut, however it is scheduled
-  c.linger = 60s;
+  c.linger = stalled ? 0ms : 60s;
   splice::mirror mirror(m.a.release(), c);
   splice::proxy_options opt;
   opt.mirror_a_to_b = &mirror;

@@ -111,9 +111,12 @@ class mirror {
 
   /// tee duplicates the n bytes of the pipe end `from` (the copy's pipe, which holds exactly them)
   /// into its own pipe and returns how many it took; the caller feeds the rest. Invariant: teeable.
+  /// Its pipe takes at most its capacity in bytes: a slot of a pipe can hold more than a page (a
+  /// socket's large fragments), so the kernel's own limit (slots) would not bound it.
   template <class Sys>
   std::size_t tee(Sys& sys, int from, std::size_t n) noexcept {
-    const ssize_t k = detail::tee_copy(sys, from, pipe_.write_end(), n);
+    const std::size_t room = pipe_.capacity() > pipe_.held() ? pipe_.capacity() - pipe_.held() : 0;
+    const ssize_t k = room == 0 ? (errno = EAGAIN, -1) : detail::tee_copy(sys, from, pipe_.write_end(), std::min(n, room));
     if (k < 0 && !detail::would_block(errno)) splices_ = false;  // feed it from user space from now on
     if (k > 0) pipe_.filled(std::size_t(k));
     pump(sys);
