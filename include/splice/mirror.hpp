@@ -228,11 +228,11 @@ class mirror {
   // wrote reads what a call into the fd returned: bytes (counted), EAGAIN (waits), or a failure
   // (cuts). Returns whether bytes moved.
   bool wrote(ssize_t n, const char* op, bool raises) noexcept {
-    if (n > 0) return bytes_ += std::uint64_t(n), true;
-    const int err = n == 0 ? EIO : errno;
-    if (n < 0 && detail::would_block(err)) return write_blocked_ = true, false;
-    raised_ |= raises && err == EPIPE;
-    return cut_off(op, {err, std::system_category()}), false;
+    if (n > 0) bytes_ += std::uint64_t(n);
+    const int err = n > 0 ? 0 : n == 0 ? EIO : errno;
+    if (n < 0 && detail::would_block(err)) write_blocked_ = true;
+    else if (n <= 0) raised_ |= raises && err == EPIPE, cut_off(op, {err, std::system_category()});
+    return n > 0;
   }
 
   // discard reads what the peer sent until EAGAIN or its end of file, and throws it away.

@@ -39,7 +39,7 @@ proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) no
                      {d.mirror_fd(true), 0, 0}, {d.mirror_fd(false), 0, 0}};
     for (int i : {0, 1, 3, 4}) {
       const unsigned in = i < 2 ? (i == 0 ? ready::a_in : ready::b_in) : (i == 3 ? ready::ab_mirror_in : ready::ba_mirror_in);
-      fds[i].events = short((want & in ? POLLIN : 0) | (want & (in << 1) ? POLLOUT : 0));
+      fds[i].events = short(((want & in) ? POLLIN : 0) | ((want & (in << 1)) ? POLLOUT : 0));
       if (!fds[i].events) fds[i].fd = -1;
     }
     const bool busy = d.busy();  // look, but do not wait
