@@ -3,7 +3,10 @@
 // on its own strand: connect upstream, then one co_await splice::async_proxy(...). --userspace runs
 // the same proxy with the relay it replaces: async_read_some and async_write through a buffer.
 //   asio_proxy LISTEN_HOST:PORT UPSTREAM_HOST:PORT [--userspace] [--idle-timeout SECONDS] [--threads N]
-//              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES]
+//              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES] [--mirror HOST:PORT]
+//              [--mirror-down HOST:PORT] [--mirror-file PATH] [--mirror-lag BYTES]
+// Mirrors (not with --userspace) are opened per connection and serviced by async_proxy, which waits
+// on their fds too.
 // --threads N runs one io_context on N threads (default 1). Past --max-conns (default 1024) it stops
 // accepting; new connections wait in the listen backlog.
 #include <atomic>
@@ -92,8 +95,9 @@ struct userspace_relay {
 
 class proxy {
  public:
-  proxy(asio::io_context& ctx, const example::settings& cfg, tcp::endpoint upstream, tcp::acceptor acceptor)
-      : ctx_(ctx), cfg_(cfg), upstream_(upstream), acceptor_(std::move(acceptor)),
+  proxy(asio::io_context& ctx, const example::settings& cfg, tcp::endpoint upstream, tcp::acceptor acceptor,
+        example::mirror_targets mirror_to)
+      : ctx_(ctx), cfg_(cfg), upstream_(upstream), mirror_to_(std::move(mirror_to)), acceptor_(std::move(acceptor)),
         room_(acceptor_.get_executor()), signals_(ctx, SIGINT, SIGTERM) {
     example::apply(cfg, opt_.copy);
     opt_.idle_timeout = cfg.idle_timeout_s > 0 ? std::chrono::milliseconds(cfg.idle_timeout_s * 1000)
@@ -149,8 +153,10 @@ class proxy {
         example::log_connection(id, who, relay.up, relay.down, false, relay.first_error, relay.op,
                                 "option");
       } else {
-        auto [pec, r] = co_await splice::async_proxy(c->client, c->upstream, opt_, as_tuple(use_awaitable));
+        const example::mirrors mirrors = example::open_mirrors(mirror_to_, id);
+        auto [pec, r] = co_await splice::async_proxy(c->client, c->upstream, mirrors.attach(opt_), as_tuple(use_awaitable));
         example::log_connection(id, who, r);
+        example::log_mirrors(id, mirrors);
       }
     }
     c->client.close(ignored);
@@ -182,6 +188,7 @@ class proxy {
   asio::io_context& ctx_;
   example::settings cfg_;
   tcp::endpoint upstream_;
+  example::mirror_targets mirror_to_;
   tcp::acceptor acceptor_;
   asio::steady_timer room_;
   asio::signal_set signals_;
@@ -203,6 +210,8 @@ int main(int argc, char** argv) {
   upstream.resize(up->ai_addrlen);
   std::memcpy(upstream.data(), up->ai_addr, up->ai_addrlen);
   freeaddrinfo(up);
+  example::mirror_targets mirror_to;
+  if (!example::resolve_mirrors(cfg, mirror_to)) return 1;
 
   asio::io_context ctx(threads);
   const int fd = example::listen_on(cfg.listen);
@@ -212,7 +221,7 @@ int main(int argc, char** argv) {
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   tcp::acceptor acceptor(asio::make_strand(ctx), ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
 
-  proxy p(ctx, cfg, upstream, std::move(acceptor));
+  proxy p(ctx, cfg, upstream, std::move(acceptor), mirror_to);
   p.start();
   std::vector<std::thread> pool;
   for (int i = 1; i < threads; ++i) pool.emplace_back([&] { ctx.run(); });

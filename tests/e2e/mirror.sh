@@ -5,7 +5,7 @@
 # exact too; a mirror listener that never reads is cut ("cut (lag)" in the log) while the upload
 # stays exact; a mirror port where nothing listens changes nothing; --mirror-file captures the
 # upload to PATH.ID.up (epoll_proxy).
-#   mirror.sh TCP_PROXY EPOLL_PROXY
+#   mirror.sh PROXY... (tcp_proxy and epoll_proxy from ctest; asio_proxy works too)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -70,7 +70,7 @@ capture() {  # --mirror-file: the upload, captured whole
   [ "$(sha256sum <"$work/cap.1.up" | cut -d' ' -f1)" = "$want" ] && stop_proxy
 }
 
-for proxy in "$1" "$2"; do
+for proxy in "$@"; do
   name=$(basename "$proxy")
   check "$name mirror exact" exact "$proxy"
   check "$name mirror stalled" stalled "$proxy"
