@@ -25,7 +25,7 @@ port_of() {  # port_of FILE PREFIX: the port of the first line "PREFIX ... PORT"
 sink=$(port_of "$work/sink.txt" listening)
 python3 -u "$here/../tests/e2e/mirror_listener.py" >"$work/mirrors.txt" & pids+=($!)
 stall=$(port_of "$work/mirrors.txt" stall)
-declare -A flags=([none]="" [stalled]="--mirror 127.0.0.1:$stall --mirror-lag 1048576" [keeping]="--mirror 127.0.0.1:$sink")
+declare -A flags=([none]="" [stalled]="--mirror 127.0.0.1:$stall --mirror-lag 1048576" [keeping]="--mirror 127.0.0.1:$sink --mirror-lag 16777216")
 : >"$work/runs.txt"
 for rep in $(seq "$reps"); do
   for variant in none stalled keeping; do
