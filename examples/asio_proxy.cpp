@@ -6,7 +6,10 @@
 //              [--max-conns N] [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy]
 //              [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
 //              [--metrics HOST:PORT] [--drain-timeout SECONDS] [--rate BYTES_PER_S]
-//              [--rate-total BYTES_PER_S] [--rate-burst BYTES]
+//              [--rate-total BYTES_PER_S] [--rate-burst BYTES] [--mirror HOST:PORT]
+//              [--mirror-down HOST:PORT] [--mirror-file PATH] [--mirror-lag BYTES]
+// Mirrors (not with --userspace) are opened per connection and serviced by async_proxy, which waits
+// on their fds too.
 // --threads N runs one io_context on N threads (default: one per CPU the process may run on, as
 // sched_getaffinity says). Past --max-conns (default 1024) it stops accepting; new connections wait
 // in the listen backlog. --accept-proxy reads the client's PROXY
@@ -105,8 +108,9 @@ struct userspace_relay {
 
 class proxy {
  public:
-  proxy(asio::io_context& ctx, const example::settings& cfg, tcp::endpoint upstream, tcp::acceptor acceptor)
-      : ctx_(ctx), cfg_(cfg), upstream_(upstream), acceptor_(std::move(acceptor)),
+  proxy(asio::io_context& ctx, const example::settings& cfg, tcp::endpoint upstream, tcp::acceptor acceptor,
+        example::mirror_targets mirror_to)
+      : ctx_(ctx), cfg_(cfg), upstream_(upstream), mirror_to_(std::move(mirror_to)), acceptor_(std::move(acceptor)),
         room_(acceptor_.get_executor()), cut_timer_(acceptor_.get_executor()), signals_(ctx, SIGINT, SIGTERM),
         limits_(cfg) {
     example::apply(cfg, opt_.copy);
@@ -199,10 +203,12 @@ class proxy {
         example::log_connection(id, who, relay.up, relay.down, false, relay.first_error, relay.op,
                                 "option");
       } else {
-        const splice::proxy_options opt = c->rates.apply(opt_);
+        const example::mirrors mirrors = example::open_mirrors(mirror_to_, id);
+        const splice::proxy_options opt = mirrors.attach(c->rates.apply(opt_));
         auto [pec, r] = co_await splice::async_proxy(c->client, c->upstream, opt, as_tuple(use_awaitable));
         if (example::was_cut(r)) ++cut_;
         example::log_connection(id, who, r);
+        example::log_mirrors(id, mirrors);
       }
     }
     finish(c);
@@ -273,6 +279,7 @@ class proxy {
   asio::io_context& ctx_;
   example::settings cfg_;
   tcp::endpoint upstream_;
+  example::mirror_targets mirror_to_;
   tcp::acceptor acceptor_;
   asio::steady_timer room_;
   asio::steady_timer cut_timer_;  // the drain's deadline, for the --userspace relays
@@ -299,6 +306,8 @@ int main(int argc, char** argv) {
   upstream.resize(up->ai_addrlen);
   std::memcpy(upstream.data(), up->ai_addr, up->ai_addrlen);
   freeaddrinfo(up);
+  example::mirror_targets mirror_to;
+  if (!example::resolve_mirrors(cfg, mirror_to)) return 1;
 
   asio::io_context ctx(threads);
   const int fd = example::listen_on(cfg.listen);
@@ -310,7 +319,7 @@ int main(int argc, char** argv) {
 
   example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
   if (!cfg.metrics.empty() && !metrics.start(cfg.metrics)) return 1;
-  proxy p(ctx, cfg, upstream, std::move(acceptor));
+  proxy p(ctx, cfg, upstream, std::move(acceptor), mirror_to);
   p.start();
   std::vector<std::thread> pool;
   for (int i = 1; i < threads; ++i) pool.emplace_back([&] { ctx.run(); });

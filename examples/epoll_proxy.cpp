@@ -5,7 +5,10 @@
 //               [--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES]
 //               [--accept-proxy] [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
 //               [--metrics HOST:PORT] [--drain-timeout SECONDS] [--rate BYTES_PER_S]
-//               [--rate-total BYTES_PER_S] [--rate-burst BYTES]
+//               [--rate-total BYTES_PER_S] [--rate-burst BYTES] [--mirror HOST:PORT] [--mirror-down HOST:PORT]
+//               [--mirror-file PATH] [--mirror-lag BYTES]
+// A connection's mirror sockets are watched in the same epoll set, edge-triggered, and drive the
+// duplex with its mirror ready bits.
 // --threads N (default: one per CPU the process may run on) runs N loops, each on its own thread with its
 // own epoll and its own
 // SO_REUSEPORT listener on the same address; they share the pipe pool. Past --max-conns (default
@@ -49,10 +52,17 @@ using clock_type = std::chrono::steady_clock;
 
 struct connection;
 
-// An fd of a connection, as epoll names it: which connection, and which of its two fds.
+// An fd of a connection, as epoll names it: which connection, and which of its fds.
+enum class fd_kind { client, upstream, mirror_up, mirror_down };
 struct side {
   connection* c;
-  bool client;
+  fd_kind kind;
+
+  // bits are the duplex's ready bits for epoll events on this fd.
+  unsigned bits(std::uint32_t ev) const {
+    if (kind == fd_kind::client || kind == fd_kind::upstream) return splice::ready::of(kind == fd_kind::client, ev);
+    return splice::ready::of_mirror(kind == fd_kind::mirror_up, ev);
+  }
 };
 
 // What a connection is doing: reading the client's PROXY header, writing one upstream, relaying.
@@ -61,15 +71,18 @@ enum class phase { greeting, announcing, relaying };
 // A connection is a duplex (the library's proxy rules: half-close, first error, what to wait for)
 // between the client (its fd a) and the upstream (b), which starts once the headers are through.
 struct connection {
-  connection(unsigned long i, std::string p, int c, int u, const splice::proxy_options& opt, example::limits& l)
-      : id(i), peer(std::move(p)), client(c), upstream(u), rates(l), relay(c, u, rates.apply(opt)),
-        client_side{this, true}, upstream_side{this, false} {}
+  connection(unsigned long i, std::string p, int c, int u, const splice::proxy_options& opt, example::limits& l,
+             example::mirrors m)
+      : id(i), peer(std::move(p)), client(c), upstream(u), rates(l), mirrors(std::move(m)),
+        relay(c, u, mirrors.attach(rates.apply(opt))), client_side{this, fd_kind::client},
+        upstream_side{this, fd_kind::upstream}, mirror_sides{{this, fd_kind::mirror_up}, {this, fd_kind::mirror_down}} {}
   unsigned long id;
   std::string peer;
   int client, upstream;
   example::connection_rates rates;  // before relay, which points to them
+  example::mirrors mirrors;         // likewise
   splice::duplex<> relay;
-  side client_side, upstream_side;
+  side client_side, upstream_side, mirror_sides[2];
   phase at = phase::relaying;
   std::optional<splice::proxy_header_reader<>> greeting;  // --accept-proxy: the header being read
   clock_type::time_point deadline;                         // for the whole of it
@@ -94,6 +107,7 @@ struct process {
   explicit process(const example::settings& s) : cfg(s), limits(s) {}
   example::settings cfg;
   example::address upstream;
+  example::mirror_targets mirror_to;
   std::atomic<int> conns{0};
   std::atomic<unsigned long> next_id{0};
   splice::drain drain;
@@ -340,7 +354,9 @@ class proxy_loop {
   // With --accept-proxy it reads the client's header first and connects only once it is whole.
   void open_connection(int client, int upstream, std::string peer, splice::sigpipe_scope& scope) {
     std::list<connection>& home = p_.cfg.accept_proxy ? greeting_ : conns_;
-    connection& c = home.emplace_back(++p_.next_id, std::move(peer), client, upstream, opt_, p_.limits);
+    const unsigned long id = ++p_.next_id;
+    connection& c = home.emplace_back(id, std::move(peer), client, upstream, opt_, p_.limits,
+                                      example::open_mirrors(p_.mirror_to, id));
     c.self = std::prev(home.end());
     c.home = &home;
     c.last = now_;
@@ -386,6 +402,9 @@ class proxy_loop {
     // (EPOLLPRI, EPOLLRDHUP) are reported.
     if (!c.greeting && !watch(c.client, both_ways, &c.client_side)) return fail(c, errno, "epoll_ctl");
     if (!watch(c.upstream, both_ways, &c.upstream_side)) return fail(c, errno, "epoll_ctl");
+    // A mirror socket likewise; epoll refuses a capture file (EPERM), which is always ready.
+    for (int i = 0; i < 2; ++i)
+      if (c.relay.mirror_fd(i == 0) >= 0) watch(c.relay.mirror_fd(i == 0), both_ways, &c.mirror_sides[i]);
     c.header = example::upstream_header(p_.cfg, c.client, c.greeting ? &c.greeting->header() : nullptr);
     c.at = c.header.empty() ? phase::relaying : phase::announcing;
     if (c.at == phase::relaying) return drive(c, scope, splice::ready::all);
@@ -417,9 +436,10 @@ class proxy_loop {
   // direction waits only after its fd said EAGAIN, so it gets an edge of its own).
   void woken(side& s, std::uint32_t ev, splice::sigpipe_scope& scope) {
     connection& c = *s.c;
-    if (c.at == phase::greeting && s.client) read_greeting(c, scope);
-    else if (c.at == phase::announcing && !s.client) announce(c, scope);
-    else if (c.at == phase::relaying) drive(c, scope, splice::ready::of(s.client, ev));
+    const bool client = s.kind == fd_kind::client;
+    if (c.at == phase::greeting && client) read_greeting(c, scope);
+    else if (c.at == phase::announcing && s.kind == fd_kind::upstream) announce(c, scope);
+    else if (c.at == phase::relaying) drive(c, scope, s.bits(ev));
   }
 
   // drive advances c with what came. Each direction runs until EAGAIN (the next change is an edge
@@ -480,6 +500,7 @@ class proxy_loop {
     disarm(c);
     if (example::was_cut(c.relay.result())) ++p_.cut;
     example::log_connection(c.id, c.peer, c.relay.result());
+    example::log_mirrors(c.id, c.mirrors);
     retire(c);
   }
 
@@ -530,7 +551,9 @@ int main(int argc, char** argv) {
   const int stop = example::stop_signals();  // before any thread starts: all inherit the mask
   const int finished = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);  // a loop has drained
   const std::vector<int> listeners = example::open_listeners(p.cfg.listen, p.cfg.threads, SOCK_NONBLOCK);
-  if (stop < 0 || finished < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream)) return 1;
+  if (stop < 0 || finished < 0 || listeners.empty() || !example::resolve_to(p.cfg.upstream, p.upstream) ||
+      !example::resolve_mirrors(p.cfg, p.mirror_to))
+    return 1;
   example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
   if (!p.cfg.metrics.empty() && !metrics.start(p.cfg.metrics)) return 1;
   for (int fd : listeners) {

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -42,6 +44,11 @@ struct settings {
   std::string metrics;  // --metrics HOST:PORT: serve GET /metrics there (metrics_http.hpp); "": none
   int drain_timeout_s = 30;  // a graceful stop cuts what still runs after this long
   std::uint64_t rate = 0, rate_total = 0, rate_burst = 0;  // bytes per second, bytes; 0: none, default
+  // --mirror and --mirror-down HOST:PORT: where each connection's client -> upstream (and
+  // upstream -> client) bytes are mirrored; --mirror-file PATH: the capture of a direction with no
+  // mirror socket, one file per connection and direction (PATH.ID.up, PATH.ID.down).
+  std::string mirror_up, mirror_down, mirror_file;
+  std::size_t mirror_lag = 0;  // --mirror-lag BYTES; 0: the library's default (mirror::config::lag)
 };
 
 /// Sets what the command line says of the copies' options (tuning, and the benchmark's experiments).
@@ -67,7 +74,8 @@ inline void usage(const char* prog) {
                "[--max-conns N] [--threads N] [--max-splice BYTES] [--max-advance BYTES] [--accept-proxy] "
                "[--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS] "
                "[--metrics HOST:PORT] [--drain-timeout SECONDS] [--rate BYTES_PER_S] [--rate-total BYTES_PER_S] "
-               "[--rate-burst BYTES]\n",
+               "[--rate-burst BYTES] "
+               "[--mirror HOST:PORT] [--mirror-down HOST:PORT] [--mirror-file PATH] [--mirror-lag BYTES]\n",
                prog);
   std::exit(2);
 }
@@ -127,6 +135,10 @@ inline settings parse(int argc, char** argv, bool looped = true) {
     else if (a == "--rate" && i + 1 < argc) s.rate = count(argv[++i], argv[0], 1ull << 40);
     else if (a == "--rate-total" && i + 1 < argc) s.rate_total = count(argv[++i], argv[0], 1ull << 40);
     else if (a == "--rate-burst" && i + 1 < argc) s.rate_burst = bytes(argv[++i], argv[0]);
+    else if (a == "--mirror" && i + 1 < argc) s.mirror_up = argv[++i];
+    else if (a == "--mirror-down" && i + 1 < argc) s.mirror_down = argv[++i];
+    else if (a == "--mirror-file" && i + 1 < argc) s.mirror_file = argv[++i];
+    else if (a == "--mirror-lag" && i + 1 < argc) s.mirror_lag = bytes(argv[++i], argv[0]);
     else usage(argv[0]);
   }
   if (s.threads == 0) s.threads = usable_cpus();
@@ -259,6 +271,71 @@ inline int connect_to(const address& a, int flags = 0) {
   close(fd);
   errno = err;
   return -1;
+}
+
+/// Where the mirrors go, resolved once at start.
+struct mirror_targets {
+  bool up = false, down = false;  // a socket mirror for that direction
+  address up_at, down_at;
+  std::string file;  // the capture's path prefix, or ""
+  std::size_t lag = 0;
+};
+
+/// Resolves the mirror addresses of s; false after printing why.
+inline bool resolve_mirrors(const settings& s, mirror_targets& t) {
+  t.up = !s.mirror_up.empty(), t.down = !s.mirror_down.empty();
+  t.file = s.mirror_file, t.lag = s.mirror_lag;
+  return (!t.up || resolve_to(s.mirror_up, t.up_at)) && (!t.down || resolve_to(s.mirror_down, t.down_at));
+}
+
+/// One connection's mirrors: each direction's, or none. They close their fds when destroyed.
+struct mirrors {
+  std::unique_ptr<splice::mirror> up, down;
+
+  /// Returns opt with these mirrors attached to the directions of a duplex (a: client).
+  splice::proxy_options attach(splice::proxy_options opt) const {
+    opt.mirror_a_to_b = up.get();
+    opt.mirror_b_to_a = down.get();
+    return opt;
+  }
+};
+
+/// Opens the mirror of one direction of connection id: a socket connected without waiting (a
+/// refused connection shows later, and cuts the mirror only), or a capture file. Prints why not.
+inline std::unique_ptr<splice::mirror> open_mirror(const mirror_targets& t, bool up, unsigned long id) {
+  int fd = -1;
+  if (up ? t.up : t.down) {
+    fd = connect_to(up ? t.up_at : t.down_at, SOCK_NONBLOCK);
+  } else if (!t.file.empty()) {
+    const std::string path = t.file + "." + std::to_string(id) + (up ? ".up" : ".down");
+    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  } else {
+    return nullptr;
+  }
+  if (fd < 0) {
+    std::printf("mirror %lu %s: %s\n", id, up ? "up" : "down", std::strerror(errno));
+    return nullptr;
+  }
+  splice::mirror::config c;
+  if (t.lag > 0) c.lag = t.lag;
+  return std::make_unique<splice::mirror>(fd, c);
+}
+
+inline mirrors open_mirrors(const mirror_targets& t, unsigned long id) {
+  return {open_mirror(t, true, id), open_mirror(t, false, id)};
+}
+
+/// One log line per mirror of a finished connection:
+///   mirror ID up|down: N bytes, finished|cut (WHY[: MESSAGE])
+inline void log_mirrors(unsigned long id, const mirrors& m) {
+  for (const splice::mirror* p : {m.up.get(), m.down.get()}) {
+    if (!p) continue;
+    const bool cut = p->status() == splice::mirror::state::cut;
+    std::printf("mirror %lu %s: %llu bytes, %s%s%s%s%s\n", id, p == m.up.get() ? "up" : "down",
+                (unsigned long long)p->bytes(), cut ? "cut (" : "finished", cut ? p->why() : "",
+                cut && p->error() ? ": " : "", cut && p->error() ? p->error().message().c_str() : "", cut ? ")" : "");
+  }
+  std::fflush(stdout);
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and threads it starts) and returns a signalfd that

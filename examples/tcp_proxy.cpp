@@ -7,6 +7,7 @@
 //             [--send-proxy | --send-proxy-v2] [--proxy-timeout SECONDS]
 //             [--metrics HOST:PORT] [--drain-timeout SECONDS]
 //             [--rate BYTES_PER_S] [--rate-total BYTES_PER_S] [--rate-burst BYTES]
+//             [--mirror HOST:PORT] [--mirror-down HOST:PORT] [--mirror-file PATH] [--mirror-lag BYTES]
 // --accept-proxy reads the client's PROXY header (v1 or v2) with the blocking read_proxy_header in
 // the connection's thread, before connecting upstream; a bad or late one closes the client and is
 // logged. --send-proxy(-v2) writes a header upstream before the relay starts.
@@ -14,6 +15,8 @@
 // first), the connections in flight go on, and it exits when the last one ends: 0, or 1 when
 // --drain-timeout (30 s) or a second signal cut some. --rate bounds each direction of each
 // connection, --rate-total all connections together, per direction, shared fairly.
+// With mirrors, each connection's thread opens its own (example::open_mirrors) and splice::proxy
+// services them beside the two sockets; a mirror that falls behind or fails is cut, alone.
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -36,8 +39,11 @@ int main(int argc, char** argv) {
   // client has gone meanwhile.
   int listener = example::listen_on(cfg.listen, SOCK_NONBLOCK);
   example::address upstream_at;
+  example::mirror_targets mirror_to;
   const int ended = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);  // a connection thread ended
-  if (listener < 0 || stop < 0 || ended < 0 || !example::resolve_to(cfg.upstream, upstream_at)) return 1;
+  if (listener < 0 || stop < 0 || ended < 0 || !example::resolve_to(cfg.upstream, upstream_at) ||
+      !example::resolve_mirrors(cfg, mirror_to))
+    return 1;
   example::metrics_server metrics;  // --metrics: GET /metrics on a thread of its own
   if (!cfg.metrics.empty() && !metrics.start(cfg.metrics)) return 1;
 
@@ -97,9 +103,12 @@ int main(int argc, char** argv) {
           r.op = "send";
           go = false;
         }
-        if (go) r = splice::proxy(client, upstream, rates.apply(opt));  // a drain requested already applies at once
+        example::mirrors mirrors;
+        if (go) mirrors = example::open_mirrors(mirror_to, id);
+        if (go) r = splice::proxy(client, upstream, mirrors.attach(rates.apply(opt)));  // a drain requested already applies at once
         if (example::was_cut(r)) ++cut;
         if (upstream >= 0 || r.error) example::log_connection(id, peer, r);
+        example::log_mirrors(id, mirrors);
         std::lock_guard<std::mutex> lock(mu);  // closed under the lock: the stop path may not cut a reused fd
         live.erase(client);
         if (upstream >= 0) close(upstream);

@@ -823,6 +823,42 @@ TEST_CASE("async_proxy passes a half-close on and keeps the other direction open
   CHECK((got == answer));
 }
 
+TEST_CASE("async_proxy mirrors a -> b: an exact copy, or a stalled mirror cut alone", "[asio][proxy][mirror]") {
+  net::io_context ctx;
+  rig r(ctx);
+  const auto up = payload(4 << 20, 40), down = payload(100000, 41);
+  const bool stalled = GENERATE(false, true);  // nobody reads the mirror, small buffers
+  test::tcp_pair m = test::make_tcp();
+  if (stalled) test::set_buffers(m.a.get(), 16 << 10), test::set_buffers(m.b.get(), 16 << 10);
+  splice::mirror::config c;
+  c.lag = stalled ? 64 << 10 : up.size();  // a mirror that is read is never cut, however it is scheduled
+  c.linger = stalled ? 0ms : 60s;
+  splice::mirror mirror(m.a.release(), c);
+  splice::proxy_options opt;
+  opt.mirror_a_to_b = &mirror;
+  std::string got_up, got_down, mirrored;
+  const auto side = [](int fd, const std::string& out, std::string& in) {
+    std::thread w([&] { test::write_all(fd, out), ::shutdown(fd, SHUT_WR); });
+    in = test::read_all(fd);
+    w.join();
+  };
+  std::thread client([&] { side(r.client(), up, got_down); }), server([&] { side(r.server(), down, got_up); });
+  std::thread reader([&] { mirrored = stalled ? "" : test::read_all(m.b.get()); });
+  std::optional<splice::proxy_result> res;
+  error_code ec = aborted();
+  splice::async_proxy(r.a, r.b, opt, [&](error_code e, splice::proxy_result x) { ec = e, res = x; });
+  ctx.run();
+  client.join(), server.join(), reader.join();
+  REQUIRE(res);
+  CHECK_FALSE(ec);
+  CHECK((got_up == up));
+  CHECK((got_down == down));
+  if (stalled) mirrored = test::read_all(m.b.get());  // what it received before it was cut and closed
+  CHECK(mirror.cut() == stalled);
+  CHECK(mirrored.size() == mirror.bytes());
+  CHECK((mirrored == (stalled ? up.substr(0, mirrored.size()) : up)));
+}
+
 TEST_CASE("async_proxy ends an idle pair with timed_out", "[asio][proxy]") {
   net::io_context ctx;
   rig r(ctx);

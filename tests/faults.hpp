@@ -33,9 +33,14 @@ struct script {
   std::function<int(const std::string& op, int nth)> fault = [](const std::string&, int) { return 0; };
   std::size_t max_len = 0;
   bool cap_reads = false, spare_files = false;
+  /// When set, only calls that write into this fd are counted and faulted (a mirror's, say).
+  int only_out = -1;
   std::map<std::string, int> calls;
 
-  int hit(const std::string& op, int out = -1) { return spare_files && regular(out) ? 0 : fault(op, ++calls[op]); }
+  int hit(const std::string& op, int out = -1) {
+    if (only_out >= 0 && out != only_out) return 0;
+    return spare_files && regular(out) ? 0 : fault(op, ++calls[op]);
+  }
   std::size_t cap(std::size_t n) const { return max_len && n > max_len ? max_len : n; }
 };
 

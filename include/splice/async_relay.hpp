@@ -15,6 +15,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <fcntl.h>
+
 #include "drain.hpp"
 #include "duplex.hpp"
 #include "options.hpp"
@@ -24,8 +26,8 @@
 namespace splice_lib {
 
 /// relay_op is one async_copy (Result = result: a -> b) or one async_proxy (Result = proxy_result:
-/// both ways): a duplex whose four waits (a readable, a writable, b readable, b writable, the bits
-/// of `ready`) are asio async_waits.
+/// both ways): a duplex whose waits (a readable, a writable, b readable, b writable, and the same
+/// for its two mirrors' fds: the bits of `ready`) are asio async_waits.
 ///
 /// Every step runs on strand_, a strand of a's executor: the directions never run at the same time,
 /// and a wait's completion never runs before the code that queued it has finished. After each
@@ -61,9 +63,7 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
     }
   }
 
-  ~relay_op() {
-    if (drain_) drain_->unsubscribe(hook_);
-  }
+  ~relay_op() { drain_ ? drain_->unsubscribe(hook_) : void(); }
 
   /// start connects the caller's cancellation slot and the drain, if any, and posts the first step,
   /// so the handler never runs inside the initiating call.
@@ -145,7 +145,9 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
         self->maybe_complete();
       });
     }
-    for (unsigned i = 0; i < 4; ++i) {
+    for (unsigned k = 0; k < 2; ++k)  // a mirror that closed its fd: close the dup, which cancels its waits
+      if (mirror_[k] && d_->mirror_fd(k == 0) < 0) cancel(slots_[4 + 2 * k]), cancel(slots_[5 + 2 * k]), mirror_[k].reset();
+    for (unsigned i = 0; i < 8; ++i) {
       if ((want_ & (1u << i)) && !slots_[i].pending) start_wait(i);
       else if (!(want_ & (1u << i))) cancel(slots_[i]);
     }
@@ -168,19 +170,22 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
     }));
   }
 
-  // start_wait queues the wait for ready bit 1 << i: a readable, a writable, b readable, b writable.
+  // start_wait queues the wait for ready bit 1 << i: a, b, then each mirror's fd; readable, writable.
   void start_wait(unsigned i) {
-    if (i < 2) queue(i, a_, i == 0 ? a_.wait_read : a_.wait_write);
-    else queue(i, b_, i == 2 ? b_.wait_read : b_.wait_write);
+    if (i < 2) return queue(i, a_, i == 0 ? a_.wait_read : a_.wait_write);
+    if (i < 4) return queue(i, b_, i == 2 ? b_.wait_read : b_.wait_write);
+    auto& m = mirror_[(i - 4) / 2];
+    const int fd = m ? 0 : ::fcntl(d_->mirror_fd(i < 6), F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0 && !m) m.emplace(a_.get_executor(), fd);
+    fd < 0 ? end(detail::last_error(), "fcntl") : queue(i, *m, i % 2 == 0 ? m->wait_read : m->wait_write);
   }
 
   template <class Stream>
   void queue(unsigned i, Stream& s, typename Stream::wait_type type) {
     wait_slot& w = slots_[i];
     w.pending = true;
-    s.async_wait(type, Net::bind_cancellation_slot(
-                           w.signal.slot(), Net::bind_executor(strand_, [self = this->shared_from_this(), i](
-                                                                            const error_code& ec) { self->on_wait(i, ec); })));
+    auto done = [self = this->shared_from_this(), i](const error_code& ec) { self->on_wait(i, ec); };
+    s.async_wait(type, Net::bind_cancellation_slot(w.signal.slot(), Net::bind_executor(strand_, std::move(done))));
   }
 
   // cancel cancels one queued wait of this op through its own slot; socket.cancel() would cancel
@@ -220,9 +225,8 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
     if (wake_pending_) wake_timer_.cancel();
   }
 
-  // cancel_due: terminal cancellation is honoured at once; partial and total only while no
-  // direction holds bytes taken from src, so that nothing is lost and src can be read on from
-  // where the copy stopped.
+  // cancel_due: terminal cancellation is honoured at once; partial and total only while no direction
+  // holds bytes taken from src, so that nothing is lost and src can be read on where it stopped.
   bool cancel_due() const {
     const unsigned t = cancel_requested_.load(std::memory_order_acquire);
     if (t & static_cast<unsigned>(cancellation_type::terminal)) return true;
@@ -230,9 +234,7 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
     return d_->held() == 0;
   }
 
-  void touch() {
-    if (timer_) last_active_ = clock::now();
-  }
+  void touch() { timer_ ? void(last_active_ = clock::now()) : void(); }
 
   // The idle timer is armed for the deadline the last readiness implies and re-armed when it
   // fires early, rather than moved on every readiness.
@@ -255,11 +257,11 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
 
   // maybe_complete calls the handler once nothing of this op is queued anywhere.
   void maybe_complete() {
-    const bool queued = posted_ || timer_pending_ || wake_pending_ || std::any_of(std::begin(slots_), std::end(slots_), [](const wait_slot& w) {
-                          return w.pending;
-                        });
+    const bool queued = posted_ || timer_pending_ || wake_pending_ ||
+                        std::any_of(std::begin(slots_), std::end(slots_), [](const wait_slot& w) { return w.pending; });
     if (done_ || queued || !d_->done()) return;
     done_ = true;
+    for (auto& m : mirror_) m.reset();
     Result r;
     if constexpr (both_ways) r = d_->result();
     else r = d_->result().a_to_b;
@@ -275,7 +277,10 @@ class relay_op : public std::enable_shared_from_this<relay_op<Net, Result, Copie
   A& a_;
   B& b_;
   std::optional<duplex<Sys, Copier>> d_;
-  wait_slot slots_[4];  // for the ready bits a_in, a_out, b_in, b_out
+  wait_slot slots_[8];  // for the ready bits a_in, a_out, b_in, b_out, then the mirrors'
+  // A descriptor on a dup(2) of each mirror's fd, made at its first wait, closed (its waits
+  // cancelled) once the mirror has closed its fd, or when the op completes.
+  std::optional<typename Net::template descriptor<typename A::executor_type>> mirror_[2];
   unsigned want_ = 0;   // what the duplex waits for
   bool posted_ = false;
   std::optional<typename Net::template timer<typename A::executor_type>> timer_;  // the idle timeout

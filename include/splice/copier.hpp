@@ -11,6 +11,7 @@
 #include "detail/mover.hpp"
 #include "detail/tally.hpp"
 #include "error.hpp"
+#include "mirror.hpp"
 #include "options.hpp"
 #include "pipe_pool.hpp"
 #include "rate_limit.hpp"
@@ -78,7 +79,8 @@ class copier {
     const std::uint64_t bytes = result_.bytes, spliced = spliced_;
     const step s = run(scope);
     if (opt_.metrics) tell(result_.bytes - bytes, spliced_ - spliced, s);
-    if (std::exchange(maybe_raised_, false)) scope.note(std::make_error_code(std::errc::broken_pipe));
+    if (std::exchange(maybe_raised_, false) | (opt_.mirror && opt_.mirror->take_raised()))
+      scope.note(std::make_error_code(std::errc::broken_pipe));
     return s;
   }
 
@@ -94,9 +96,9 @@ class copier {
   friend class duplex;
   enum class phase { fresh, running, ending /* src ended or limit reached: flush what is held */, done };
 
-  static detail::route_settings<pipe_pool> settings(options& o) noexcept {
+  static detail::route_settings<pipe_pool, mirror> settings(options& o) noexcept {
     return {o.pool = o.pool ? o.pool : &pipe_pool::shared(), o.buffer_size, o.max_splice, o.userspace, o.splice_from_unix,
-            o.short_read_drains};
+            o.short_read_drains, o.mirror};
   }
 
   // run is advance(): it moves what it can, reading what each move returns, and says what it waits for.
@@ -164,12 +166,13 @@ class copier {
     return raises ? scope.note(ec) : void(), stop(ec, op), step::done;
   }
 
-  // end gives the pipe back, and tells the pool's counters what the copy moved, and the metrics
-  // its error (a duplex counts its relay's first error itself, once).
+  // end gives the pipe back, tells the pool's counters what the copy moved, the mirror that its
+  // stream has ended, and the metrics its error (a duplex counts its relay's first error itself, once).
   void end() noexcept {
     phase_ = phase::done;
     mover_.release();
     meter_.end();
+    if (opt_.mirror) opt_.mirror->end_of_stream(mover_.sys(), !result_.error);
     opt_.pool->record(spliced_, result_.bytes - spliced_);
     if (opt_.metrics && owns_error_ && result_.error)
       detail::add_count(detail::this_shard(), detail::errors + detail::word_slot(result_.op, detail::error_ops, detail::error_op_count), 1);
@@ -191,7 +194,7 @@ class copier {
   }
 
   options opt_;
-  detail::mover<Sys, pipe_pool> mover_;
+  detail::mover<Sys, pipe_pool, mirror> mover_;
   detail::metered meter_;  // options::rate, if any
   int dst_, src_;
   std::uint64_t remaining_;    // bytes src may still give before the limit

@@ -21,7 +21,8 @@ namespace splice_lib {
 /// copy, never across a wait (see sigpipe_scope). A failed wait ends the copy with its error from
 /// "poll"; nothing is retried without a wait in between, so a copy never spins. A copy with a
 /// rate_limit (options::rate) sleeps until it may go on, with the poller's wait_until if it has one:
-/// the poller's deadline still applies.
+/// the poller's deadline still applies. A mirror (options::mirror) gets what it is still owed
+/// after the copy, waiting with poll(2) for at most its linger.
 ///
 /// Over blocking fds the copy waits inside read, splice or sendfile, where no poller and no
 /// timeout applies: a copy that must end by a deadline needs non-blocking fds and a poller with
@@ -30,11 +31,13 @@ template <class Poller, class Sys>
 result copy(int dst, int src, std::uint64_t limit, Poller& poller, const options& opt, Sys sys) noexcept {
   static_assert(is_poller_v<Poller>,
                 "a poller needs std::error_code wait_readable(int) and wait_writable(int)");
-  copier<Sys> c(allow_blocking, dst, src, limit, opt, std::move(sys));
+  copier<Sys> c(allow_blocking, dst, src, limit, opt, sys);
   for (;;) {
     std::error_code ec;
     switch (c.advance()) {
-      case step::done: return c.result();
+      case step::done:
+        if (opt.mirror) opt.mirror->finish_blocking(sys);  // what it is owed, within its linger
+        return c.result();
       case step::again: continue;  // nothing else to run on this thread
       case step::either:
         if constexpr (detail::has_wait_either<Poller>) ec = poller.wait_either(src, dst);

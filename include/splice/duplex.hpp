@@ -16,6 +16,7 @@
 
 #include "copier.hpp"
 #include "error.hpp"
+#include "mirror.hpp"
 #include "options.hpp"
 #include "result.hpp"
 #include "sigpipe.hpp"
@@ -35,6 +36,8 @@ struct proxy_result {
 /// Readiness on a duplex's two fds as bits: what it waits for, and what has come.
 struct ready {
   static constexpr unsigned a_in = 1, a_out = 2, b_in = 4, b_out = 8, all = 15;
+  /// The fds of the mirrors of a -> b and b -> a (duplex::mirror_fd), readable and writable.
+  static constexpr unsigned ab_mirror_in = 16, ab_mirror_out = 32, ba_mirror_in = 64, ba_mirror_out = 128;
   /// A mark on a (or b) that a read stops short at with more to read and no new edge to come:
   /// urgent data (POLLPRI), the peer's end (POLLRDHUP, POLLHUP) or an error (POLLERR). A driver that
   /// sets options::short_read_drains with edge-triggered waits asks for POLLPRI and POLLRDHUP and
@@ -48,6 +51,10 @@ struct ready {
                in = mark || (events & POLLIN), out = events & (POLLOUT | POLLHUP | POLLERR);
     return on_a ? (in ? a_in : 0) | (out ? a_out : 0) | (mark ? a_mark : 0)
                 : (in ? b_in : 0) | (out ? b_out : 0) | (mark ? b_mark : 0);
+  }
+  /// The same for events on the mirror fd of a -> b (or of b -> a).
+  static constexpr unsigned of_mirror(bool a_to_b, unsigned events) noexcept {
+    return (of(true, events) & (a_in | a_out)) << (a_to_b ? 4 : 6);
   }
 };
 
@@ -66,7 +73,10 @@ inline constexpr one_way_t one_way{};
 ///   std::errc::operation_canceled from "proxy";
 /// - a direction runs when what it waits for has come (advance's `came`), when it did its share of
 ///   a busy stream (step::again), or when its rate_limit has bytes again (wake_at()), and advance()
-///   says what both wait for next.
+///   says what both wait for next;
+/// - a direction's mirror (proxy_options::mirror_a_to_b, mirror_b_to_a) is serviced on every
+///   advance() and when its ready bits come; done() waits for a finishing mirror and wake_at()
+///   for its linger (mirror.hpp). Drivers wait on mirror_fd() for the mirror bits.
 /// A driver waits for those bits (level- or edge-triggered: a direction waits only after EAGAIN),
 /// calls advance() with what came, and ends the duplex itself for what only it can see: stop(), or
 /// expire() for its idle timeout. Closes neither fd. A two-way duplex counts in the process's
@@ -78,14 +88,14 @@ class duplex {
  public:
   /// Relays a and b both ways.
   duplex(int a, int b, const proxy_options& opt = {}, Sys sys = {}) noexcept
-      : sys_(sys), a_(a), b_(b), nodelay_(opt.nodelay), both_(true), ab_(b, a, no_limit, opt.copy, sys),
-        ba_(a, b, no_limit, reverse(opt), sys) {
+      : sys_(sys), a_(a), b_(b), nodelay_(opt.nodelay), both_(true), ab_(b, a, no_limit, with(opt.copy, opt.mirror_a_to_b), sys),
+        ba_(a, b, no_limit, with(reverse(opt), opt.mirror_b_to_a), sys) {
     init(opt.copy);
     if (metrics_) detail::add_count(detail::this_shard(), detail::opened, 1);
   }
   /// Copies at most limit bytes from a to b.
   duplex(one_way_t, int a, int b, std::uint64_t limit, const options& opt = {}, Sys sys = {}) noexcept
-      : sys_(sys), a_(a), b_(b), nodelay_(false), both_(false), ab_(b, a, limit, opt, sys), ba_(a, b, 0, opt, sys) {
+      : sys_(sys), a_(a), b_(b), nodelay_(false), both_(false), ab_(b, a, limit, opt, sys), ba_(a, b, 0, with(opt, nullptr), sys) {
     ba_.ended = true;  // never started
     init(opt);
   }
@@ -98,8 +108,14 @@ class duplex {
 
   int a() const noexcept { return a_; }
   int b() const noexcept { return b_; }
-  /// Returns whether both directions (one, made one_way) have ended; result() is then final.
-  bool done() const noexcept { return ab_.ended && ba_.ended; }
+  /// Returns whether both directions (one, made one_way) have ended and no mirror is finishing;
+  /// result() is then final.
+  bool done() const noexcept { return ab_.ended && ba_.ended && !finishing(ab_.m) && !finishing(ba_.m); }
+  /// Returns the fd of the mirror of a -> b (or of b -> a), or -1: none, or closed.
+  int mirror_fd(bool a_to_b) const noexcept {
+    const mirror* m = a_to_b ? ab_.m : ba_.m;
+    return m ? m->fd() : -1;
+  }
   /// Returns whether a direction has more ready now (step::again): advance(0) again without waiting,
   /// after other ready work.
   bool busy() const noexcept { return (!ab_.ended && ab_.s == step::again) || (!ba_.ended && ba_.s == step::again); }
@@ -109,6 +125,8 @@ class duplex {
     auto t = cut_at_;
     for (const way* w : {&ab_, &ba_})
       if (!w->ended && w->s == step::later) t = std::min(t, w->c.wake_at());
+    for (const way* w : {&ab_, &ba_})
+      if (w->m) t = std::min(t, w->m->wake_at());
     return t;
   }
   /// Returns the bytes taken from a source and not yet written, in both directions.
@@ -131,16 +149,21 @@ class duplex {
     settle(ab_, b_, ba_);  // first: an error here stops the other before it runs
     run(ba_, came & ready::b_in, came & ready::a_out, now, scope);
     settle(ba_, a_, ab_);
+    serve(ab_, came >> 4, scope);
+    serve(ba_, came >> 6, scope);
     finish();
-    return (ab_.ended ? 0 : bits(ab_.s, ready::a_in, ready::b_out)) | (ba_.ended ? 0 : bits(ba_.s, ready::b_in, ready::a_out));
+    return (ab_.ended ? 0 : bits(ab_.s, ready::a_in, ready::b_out)) | (ba_.ended ? 0 : bits(ba_.s, ready::b_in, ready::a_out)) |
+           (ab_.m ? ab_.m->waits() << 4 : 0) | (ba_.m ? ba_.m->waits() << 6 : 0);
   }
 
   /// Ends both directions with ec from op (a driver's deadline, a cancellation); bytes held count
   /// as unsent. The first error of the duplex is kept.
   void stop(std::error_code ec, const char* op) noexcept {
     if (!error_) error_ = ec, op_ = op;
-    for (way* w : {&ab_, &ba_})
+    for (way* w : {&ab_, &ba_}) {
       if (!w->ended) w->c.stop(ec, op), w->ended = true;
+      if (w->m) w->m->stop();
+    }
     finish();
   }
   /// Ends both directions for the driver's idle timeout: std::errc::timed_out from "idle".
@@ -161,8 +184,10 @@ class duplex {
 
  private:
   struct way {
-    way(int dst, int src, std::uint64_t limit, const options& o, const Sys& sys) noexcept : c(dst, src, limit, o, sys) {}
+    way(int dst, int src, std::uint64_t limit, const options& o, const Sys& sys) noexcept
+        : c(dst, src, limit, o, sys), m(o.mirror) {}
     Copier c;
+    mirror* m;  // its mirror, or nullptr
     step s = step::again;  // what it waits for; again: nothing, run it
     bool ended = false;
   };
@@ -254,6 +279,16 @@ class duplex {
     if (!error_) error_ = w.c.result().error, op_ = w.c.result().op;
     if (!other.ended)
       other.c.stop(std::make_error_code(std::errc::operation_canceled), "proxy"), other.ended = true;
+  }
+
+  static options with(options o, mirror* m) noexcept { return o.mirror = m, o; }
+  static bool finishing(const mirror* m) noexcept { return m && m->status() == mirror::state::finishing; }
+
+  // serve gives a direction's mirror its turn with what came on its fd (bits 1 in, 2 out).
+  void serve(way& w, unsigned came, sigpipe_scope& scope) noexcept {
+    if (!w.m) return;
+    w.m->service(sys_, came & 1, came & 2);
+    if (w.m->take_raised()) scope.note(std::make_error_code(std::errc::broken_pipe));
   }
 
   static unsigned bits(step s, unsigned src_in, unsigned dst_out) noexcept {

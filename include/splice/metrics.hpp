@@ -71,8 +71,8 @@ struct metrics {
     return m;
   }
 
-  /// mirror_cut counts one mirror cut off (one that fell behind and was dropped). The mirror code
-  /// calls it; any thread, no lock.
+  /// mirror_cut counts one mirror cut off (one that fell behind or failed). mirror.hpp counts its
+  /// own cuts; this is for a mirror of the caller's making. Any thread, no lock.
   static void mirror_cut() noexcept { detail::add_count(detail::this_shard(), detail::mirrors_cut, 1); }
 
   /// Returns the bytes moved through user space for reason (a result::fallback word; "" for all).

@@ -9,6 +9,7 @@ namespace splice_lib {
 
 class pipe_pool;
 class rate_limit;
+class mirror;
 class drain;
 
 /// allow_blocking lets a copier run over blocking fds, whose system calls then block: copy() does,
@@ -27,6 +28,9 @@ struct options {
   /// The token bucket that bounds this copy's rate (rate_limit.hpp), shared or its own; nullptr:
   /// none. It must outlive the copy.
   rate_limit* rate = nullptr;
+  /// The mirror that receives a copy of every byte this copy takes from src (mirror.hpp); nullptr:
+  /// none. It must outlive the copy. A duplex takes its mirrors from proxy_options instead.
+  splice_lib::mirror* mirror = nullptr;
   /// Size of the user-space buffer, allocated only when the user-space path runs.
   std::size_t buffer_size = std::size_t(64) << 10;
   /// Most bytes asked of one splice(2), sendfile(2) or copy_file_range(2) call.
@@ -83,6 +87,10 @@ struct proxy_options {
   /// A graceful stop to honour (drain.hpp), shared by any number of proxies; nullptr: none. It must
   /// outlive them.
   const splice_lib::drain* drain = nullptr;
+  /// The mirrors of the a -> b and b -> a directions (mirror.hpp); nullptr: none. copy.mirror is
+  /// not used. They must outlive the relay.
+  splice_lib::mirror* mirror_a_to_b = nullptr;
+  splice_lib::mirror* mirror_b_to_a = nullptr;
 };
 
 }  // namespace splice_lib

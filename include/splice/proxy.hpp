@@ -35,7 +35,8 @@ inline int drain_fd(const splice_lib::drain* d, std::chrono::steady_clock::time_
 /// poll's error. A direction with a rate_limit (proxy_options::copy.rate) waits for its tokens in the
 /// same poll, by its timeout. With proxy_options::drain it watches the drain's fd too: once a drain
 /// is requested, the relay goes on until it ends or the drain's deadline cuts it, and a second
-/// request that brings the deadline nearer wakes it at once. Closes neither fd.
+/// request that brings the deadline nearer wakes it at once. It polls the mirrors' fds
+/// (proxy_options::mirror_a_to_b, mirror_b_to_a) for what they wait for. Closes neither fd.
 template <class Sys = system_calls>
 proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) noexcept {
   proxy_options level = opt;
@@ -51,17 +52,18 @@ proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) no
     // One poll over both fds for what the directions wait for; an fd nobody waits on is left out
     // (fd -1), so that an error pending on it cannot wake the loop for nothing.
     // The drain's fd, until it has been requested, wakes the poll when it is; then its nearer_fd()
-    // does, when a second request brings the deadline nearer (read again at the top).
-    pollfd fds[3] = {{a, 0, 0}, {b, 0, 0}, {detail::drain_fd(opt.drain, seen, nearer_seen), POLLIN, 0}};
-    if (want & ready::a_in) fds[0].events |= POLLIN;
-    if (want & ready::a_out) fds[0].events |= POLLOUT;
-    if (want & ready::b_in) fds[1].events |= POLLIN;
-    if (want & ready::b_out) fds[1].events |= POLLOUT;
-    for (int i = 0; i < 2; ++i)
+    // does, when a second request brings the deadline nearer (read again at the top). Then the
+    // mirrors' fds, for their ready bits.
+    pollfd fds[5] = {{a, 0, 0}, {b, 0, 0}, {detail::drain_fd(opt.drain, seen, nearer_seen), POLLIN, 0},
+                     {d.mirror_fd(true), 0, 0}, {d.mirror_fd(false), 0, 0}};
+    for (int i : {0, 1, 3, 4}) {
+      const unsigned in = i < 2 ? (i == 0 ? ready::a_in : ready::b_in) : (i == 3 ? ready::ab_mirror_in : ready::ba_mirror_in);
+      fds[i].events = short(((want & in) ? POLLIN : 0) | ((want & (in << 1)) ? POLLOUT : 0));
       if (!fds[i].events) fds[i].fd = -1;
+    }
     const bool busy = d.busy();  // look, but do not wait
     const auto until = std::min(idle_until, d.wake_at());  // the idle timeout, a rate limit's or drain's time
-    const int n = detail::retry([&] { return sys.poll(fds, 3, busy ? 0 : detail::ms_until(until, sys.now())); });
+    const int n = detail::retry([&] { return sys.poll(fds, 5, busy ? 0 : detail::ms_until(until, sys.now())); });
     const auto now = sys.now();
     if (n < 0) {
       d.stop(detail::last_error(), "poll");
@@ -70,7 +72,8 @@ proxy_result proxy(int a, int b, const proxy_options& opt = {}, Sys sys = {}) no
     } else if (now >= idle_until) {
       d.expire();
     }
-    came = ready::of(true, unsigned(fds[0].revents)) | ready::of(false, unsigned(fds[1].revents));
+    came = ready::of(true, unsigned(fds[0].revents)) | ready::of(false, unsigned(fds[1].revents)) |
+           ready::of_mirror(true, unsigned(fds[3].revents)) | ready::of_mirror(false, unsigned(fds[4].revents));
     if (fds[2].revents && fds[2].fd == opt.drain->nearer_fd()) nearer_seen = true;
   }
   return d.result();

@@ -17,6 +17,7 @@
 #include "error.hpp"
 #include "fd.hpp"
 #include "metrics.hpp"
+#include "mirror.hpp"
 #include "options.hpp"
 #include "pipe_pool.hpp"
 #include "poller.hpp"
@@ -72,6 +73,7 @@ struct splice {
   using proxy_header_reader = splice_lib::proxy_header_reader<Sys>;
   using ready = splice_lib::ready;
   using rate_limit = splice_lib::rate_limit;
+  using mirror = splice_lib::mirror;
   using drain = splice_lib::drain;
   using metrics = splice_lib::metrics;
   template <class Sys = system_calls>

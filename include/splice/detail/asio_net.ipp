@@ -14,6 +14,8 @@ struct traits {
   using cancellation_type = net::cancellation_type;
   template <class Executor>
   using timer = net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>, Executor>;
+  template <class Executor>
+  using descriptor = net::posix::basic_stream_descriptor<Executor>;
 
   static error_code aborted() noexcept { return net::error::operation_aborted; }
   static std::error_code to_std(const error_code& ec) noexcept { return ec; }

@@ -20,25 +20,29 @@
 namespace splice_lib::detail {
 
 /// What a mover needs of the copy's options.
-template <class Pool>
+template <class Pool, class Mirror>
 struct route_settings {
   Pool* pool;
   std::size_t buffer_size, max_splice;
   bool userspace, from_unix, short_read_drains;
+  Mirror* mirror;  // options::mirror: offered every byte taken from src, in order; or nullptr
 };
 
 /// mover moves one chunk at a time from src to dst by the route the ends call for, through a pipe
-/// leased from Pool (pipe_pool) or a buffer. Invariant: at most one of the two holds bytes.
-template <class Sys, class Pool>
+/// leased from Pool (pipe_pool) or a buffer, and offers each chunk to the Mirror (mirror.hpp), if
+/// any, as it takes it. Invariant: at most one of the two holds bytes.
+template <class Sys, class Pool, class Mirror>
 class mover {
  public:
-  mover(Sys sys, const route_settings<Pool>& s, const policy& p) noexcept : sys_(std::move(sys)), set_(s), policy_(p) {}
+  mover(Sys sys, const route_settings<Pool, Mirror>& s, const policy& p) noexcept
+      : sys_(std::move(sys)), set_(s), policy_(p) {}
 
   Sys& sys() noexcept { return sys_; }
-  /// begin picks the route for the ends s and d (see plan_for).
+  /// begin picks the route for the ends s and d (see plan_for); a mirrored copy goes through a pipe
+  /// or a buffer of its own, where the mirror can see the bytes.
   void begin(int src, int dst, const end& s, const end& d) noexcept {
     src_ = src, dst_ = dst;
-    plan_ = plan_for(s, d, set_.from_unix, can_splice);
+    plan_ = plan_for(s, d, set_.from_unix, can_splice, set_.mirror != nullptr);
     route_ = set_.userspace ? route::user : plan_.how;
     why_ = set_.userspace ? "option" : "fd pair";
     adaptive_ = route_ == route::relay;
@@ -64,8 +68,10 @@ class mover {
     switch (route_) {
       case route::user: return read_in(limit);
       case route::relay:
+        if (mirrored() && !set_.mirror->teeable(sys_)) return why_ = "mirror", read_in(limit);  // it is behind
         m = drain(sys_, src_, pipe_, n);
         if (m.n > 0) policy_.spliced(std::size_t(m.n), pipe_.capacity(), n);
+        if (m.n > 0 && mirrored()) tee(std::size_t(m.n));
         if (urgent(m)) return why_ = "urgent data", read_in(limit);
         if (m.blocked()) pipe_.reset();  // an idle copy holds no pipe; the next take gets one again
         return m;
@@ -111,9 +117,24 @@ class mover {
     const std::size_t n = std::size_t(std::min<std::uint64_t>(limit, set_.buffer_size));
     moved m = detail::read_in(sys_, src_, buf_, n, set_.buffer_size, plan_);
     policy_.read(m.n > 0 ? std::size_t(m.n) : 0, n);
+    if (m.n > 0 && mirrored()) set_.mirror->feed(sys_, buf_.data(), std::size_t(m.n));
     pipe_end_ready_ &= m.n <= 0;
     m.drained &= trust_short_;
     return m;
+  }
+
+  bool mirrored() const noexcept { return set_.mirror && set_.mirror->status() == Mirror::state::running; }
+
+  // tee offers the n bytes just drained into the pipe to the mirror. What its pipe cannot take
+  // goes to it from user space: the pipe is read into the buffer (empty, as nothing else is
+  // held), which dst then gets by write_out; only a failed allocation, before any read, leaves
+  // the bytes in the pipe, and then the mirror is cut.
+  void tee(std::size_t n) noexcept {
+    const std::size_t k = set_.mirror->tee(sys_, pipe_.read_end(), n);
+    if (k == n || !mirrored()) return;
+    if (!unload(sys_, pipe_, buf_)) return set_.mirror->stop();
+    why_ = "mirror";
+    set_.mirror->feed(sys_, buf_.data() + k, n - k);
   }
 
   // urgent says whether a splice out of TCP stopped at the urgent mark, which read(2) crosses.
@@ -136,7 +157,7 @@ class mover {
   }
 
   Sys sys_;
-  route_settings<Pool> set_;
+  route_settings<Pool, Mirror> set_;
   policy policy_;
   int src_ = -1, dst_ = -1;
   plan plan_;
