@@ -14,6 +14,8 @@ Parts (see bench/README.md for what each measures):
                 latency distribution; uncapped and capped
   threads       epoll_proxy --threads 1 against 2
   unprivileged  the proxies as user nobody (with and without its pipe budget spent) against root
+  netns         client, proxy and server in network namespaces of their own joined by veth pairs
+                (bench/netns.py): the peers workloads, a 1 Gbit/s tbf link, loopback reference rows
 
 The proxies: epoll_proxy and tcp_proxy (and asio_proxy when built), spliced and --userspace; HAProxy
 in mode tcp with and without splice; go_proxy (bench/go_proxy.go, built here). One that is missing
