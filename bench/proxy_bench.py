@@ -1027,7 +1027,7 @@ def netns_rows(b, topo, lo_server):
             run.stop()
     return b.meta("netns", reps, secs, cap=cap, streams=streams, sizes=sizes, short=SHORT,
                   topologies=[veth, shaped, lo], topology=topo.describe(),
-                  placement=f"checked after each start: pid in its cgroup and in {topo.ns['proxy']} "
+                  placement=f"Checked after each start: every proxy pid in its cgroup and in {topo.ns['proxy']} "
                             f"({len(set(placed))} proxies)"), rows
 
 
