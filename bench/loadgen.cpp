@@ -3,8 +3,9 @@
 // sits behind the proxy under test. Both are epoll loops that do as little as they can, so that a
 // proxy capped at a fifth of a core is the bottleneck, not them.
 //
-//   loadgen serve [THREADS]
-//     Listens on 127.0.0.1 and prints "listening on 127.0.0.1:PORT". The first byte of every
+//   loadgen serve [THREADS [ADDR]]
+//     Listens on ADDR (an IPv4 address, default 127.0.0.1; the netns part gives the server
+//     namespace's) and prints "listening on ADDR:PORT". The first byte of every
 //     connection says what the connection gets:
 //       's'  sink: everything after the tag is discarded unread (recv with MSG_TRUNC: the kernel
 //            frees the data without copying it out). At end of file the sink answers with the count
@@ -183,10 +184,13 @@ void serve_loop(int listener) {
   }
 }
 
-int serve(int threads) {
+int serve(int threads, const char* addr) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) {
+    std::fprintf(stderr, "loadgen serve: not an IPv4 address: %s\n", addr);
+    return 2;
+  }
   std::vector<int> listeners;
   for (int t = 0; t < threads; ++t) {
     const int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -200,7 +204,7 @@ int serve(int threads) {
     getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);  // the next listeners share this port
     listeners.push_back(l);
   }
-  std::printf("listening on 127.0.0.1:%d\n", ntohs(a.sin_port));
+  std::printf("listening on %s:%d\n", addr, ntohs(a.sin_port));
   std::fflush(stdout);
   std::vector<std::thread> loops;
   for (int l : listeners) loops.emplace_back(serve_loop, l);
@@ -646,7 +650,7 @@ int spend_pipes() {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: loadgen serve [THREADS]\n"
+               "usage: loadgen serve [THREADS [ADDR]]\n"
                "       loadgen client HOST:PORT SECONDS {stream=P,N | conns=K,N | rr=C,N}...\n"
                "       loadgen spend-pipes\n");
   return 2;
@@ -655,7 +659,8 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && !std::strcmp(argv[1], "serve")) return serve(argc > 2 ? std::max(1, std::atoi(argv[2])) : 2);
+  if (argc >= 2 && argc <= 4 && !std::strcmp(argv[1], "serve"))
+    return serve(argc > 2 ? std::max(1, std::atoi(argv[2])) : 2, argc > 3 ? argv[3] : "127.0.0.1");
   if (argc == 2 && !std::strcmp(argv[1], "spend-pipes")) return spend_pipes();
   if (argc < 5 || std::strcmp(argv[1], "client")) return usage();
   std::vector<workload> ws;

@@ -17,6 +17,8 @@ Parts (see bench/README.md for what each measures):
   rate          --rate and --rate-total through epoll_proxy and tcp_proxy: delivered rate, CPU while
                 limiting, spliced share, CPU per GiB with and without a limit; rate_bench (the shared
                 bucket from 1 and 2 threads)
+  netns         client, proxy and server in network namespaces of their own joined by veth pairs
+                (bench/netns.py): the peers workloads, a 1 Gbit/s tbf link, loopback reference rows
 
 The proxies: epoll_proxy and tcp_proxy (and asio_proxy when built), spliced and --userspace; HAProxy
 in mode tcp with and without splice; go_proxy (bench/go_proxy.go, built here). One that is missing
@@ -279,22 +281,25 @@ class Proxy:
         self.key, self.label, self.kind, self.path, self.flags = key, label, kind, path, list(flags)
         self.program = program or key  # splice/userspace pairs share a program
 
-    def start(self, upstream, group=None, user=None):
-        """Starts the proxy; returns a Running. `user` "nobody" runs it through setpriv."""
+    def start(self, upstream, group=None, user=None, net=None):
+        """Starts the proxy; returns a Running. `user` "nobody" runs it through setpriv. `net` (a
+        bench/netns.py Topology) runs it in the proxy namespace, in front of the server namespace's
+        address; None: everything on 127.0.0.1."""
+        host, up_host = (net.proxy_ip, net.server_ip) if net else ("127.0.0.1", "127.0.0.1")
         if self.kind == "direct":
-            return Running(self, None, upstream, None, None)
+            return Running(self, None, upstream, None, None, host=up_host)
         log = os.path.join(work, f"{self.key}.log")
-        prefix = NOBODY if user == "nobody" else []
+        prefix = (net.exec_in("proxy") if net else []) + (NOBODY if user == "nobody" else [])
         port = None
         if self.kind == "haproxy":
             port = free_port()
             cfg = os.path.join(work, f"{self.key}.cfg")
             with open(cfg, "w") as f:
-                f.write(haproxy_config(port, upstream, splice="splice" in self.flags))
+                f.write(haproxy_config(port, upstream, splice="splice" in self.flags, host=host, up_host=up_host))
             os.chmod(cfg, 0o644)
             argv = ["haproxy", "-db", "-f", cfg]
         else:
-            argv = [self.path, "127.0.0.1:0", f"127.0.0.1:{upstream}"] + self.flags
+            argv = [self.path, f"{host}:0", f"{up_host}:{upstream}"] + self.flags
         out = open(log, "w")
         p = subprocess.Popen(prefix + argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              preexec_fn=group.join if group else None)
@@ -303,13 +308,14 @@ class Proxy:
         if port is None:
             port = port_from_log(log, p, self.label)
         else:
-            wait_for(lambda: listening(port), self.label, proc=p)
-        return Running(self, p, port, log, group)
+            wait_for((lambda: net.listening("proxy", port)) if net else (lambda: listening(port)), self.label, proc=p)
+        return Running(self, p, port, log, group, host=host)
 
 
 class Running:
-    def __init__(self, proxy, proc, port, log, group):
+    def __init__(self, proxy, proc, port, log, group, host="127.0.0.1"):
         self.proxy, self.proc, self.port, self.log, self.group = proxy, proc, port, log, group
+        self.host = host  # where the client connects
         self.pid = proc.pid if proc else None
         self.log_pos = 0
 
@@ -341,7 +347,7 @@ class Running:
             return [line for line in f.read().splitlines() if line.startswith("pipes:")]
 
 
-def haproxy_config(port, upstream, splice):
+def haproxy_config(port, upstream, splice, host="127.0.0.1", up_host="127.0.0.1"):
     opts = "    option splice-auto\n    option splice-request\n    option splice-response\n" if splice else ""
     return f"""global
     maxconn 4096
@@ -351,8 +357,8 @@ defaults
     timeout client 60s
     timeout server 60s
 {opts}listen proxy
-    bind 127.0.0.1:{port}
-    server upstream 127.0.0.1:{upstream}
+    bind {host}:{port}
+    server upstream {up_host}:{upstream}
 """
 
 
@@ -427,6 +433,7 @@ class Bench:
         self.skipped = []
         self.proxies = find_proxies(self.build, self.skipped)
         self.server = None
+        self.net = None  # a bench/netns.py Topology while the netns part runs: where everything starts
         self.n = 0
 
     def by_key(self, *keys):
@@ -435,9 +442,11 @@ class Bench:
     def upstream(self):
         """The loadgen server behind the proxies (sink and echo), started once."""
         if not self.server:
-            log = os.path.join(work, "server.log")
+            log = os.path.join(work, "server-netns.log" if self.net else "server.log")
+            argv = self.net.exec_in("server") + [self.loadgen, "serve", "2", self.net.server_ip] if self.net \
+                else [self.loadgen, "serve"]
             with open(log, "w") as out:
-                p = subprocess.Popen([self.loadgen, "serve"], stdout=out, stderr=subprocess.STDOUT)
+                p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
             _procs.append(p)
             self.server = (p, port_from_log(log, p, "loadgen serve"))
         return self.server
@@ -447,7 +456,7 @@ class Bench:
         self.n += 1
         group = self.cg.make(f"splice-bench-{os.getpid()}-{self.n}") if proxy.kind != "direct" else None
         try:
-            return proxy.start(upstream, group, user)
+            return proxy.start(upstream, group, user, net=self.net)
         except RuntimeError as e:
             say(f"  {e}")
             self.skipped.append(f"a run of {proxy.label}{' as ' + user if user else ''} ({e})")
@@ -465,7 +474,8 @@ class Bench:
         server = self.upstream()[0]
         g0 = run.group.stat() if run.group else {}
         (e0, t0), s0 = run.cpu(), ticks_cpu(server.pid)
-        p = subprocess.Popen([self.loadgen, "client", f"127.0.0.1:{run.port}", str(seconds)] + workloads,
+        client = self.net.exec_in("client") if self.net else []
+        p = subprocess.Popen(client + [self.loadgen, "client", f"{run.host}:{run.port}", str(seconds)] + workloads,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         samples = []
 
@@ -1083,8 +1093,122 @@ def part_rate(b):
     return b.meta("rate", reps, secs, cases=[list(c) for c in cases], window="seconds 1-5 of the transfer"), rows
 
 
+def part_netns(b):
+    """The peers part's workloads across network namespaces (bench/netns.py): client, proxy and
+    server each in a namespace of their own, joined by veth pairs (MTU 1500). Per repeat and proxy:
+    on the veths, 4 streams at 4 KiB, 64 KiB and 1 MiB writes and 16 KiB connections capped at 20%,
+    then uncapped (64 KiB and connections; every size for the example proxies), then 64 KiB writes
+    uncapped over the proxy -> server link shaped to 1 Gbit/s by tbf; and, as the reference in the
+    same repeat, the same proxy on loopback capped at 64 KiB and with connections. Every row says
+    its topology. Namespaces and veths are deleted at the end, on an error and on Ctrl-C."""
+    import netns
+    topo = netns.Topology()
+    try:
+        topo.create()
+    except netns.Unavailable as e:
+        say(f"SKIP netns: {e}")
+        return b.meta("netns", 0, 0, missing=str(e)), []
+    lo_server = b.upstream()  # the loopback server of the other parts, for the reference rows
+    try:
+        return netns_rows(b, topo, lo_server)
+    finally:
+        b.net, b.server = None, lo_server
+        for p in _procs:  # whatever still runs in a namespace (after an error), so that it can go
+            if p.poll() is None and topo.holds(p.pid):
+                stop(p)
+        topo.teardown()
+
+
+def netns_placed(run, topo):
+    """Why a proxy started under `ip netns exec` is not where it must be (its cgroup, the proxy
+    namespace), or None. The harness moves the pid before exec; ip execs the proxy in that pid."""
+    if not run.pid:
+        return None
+    if not topo.holds(run.pid, "proxy"):
+        return f"pid {run.pid} is not in {topo.ns['proxy']}"
+    if run.group:
+        name = os.path.basename(run.group.dirs[0])
+        lines = [ln for ln in open(f"/proc/{run.pid}/cgroup").read().splitlines()
+                 if run.group.kind == "v2" or {"cpu", "cpuacct"} & set(ln.split(":")[1].split(","))]
+        if not lines or not all(ln.endswith("/" + name) for ln in lines):
+            return f"pid {run.pid} is not in its cgroup {name}: {'; '.join(lines)}"
+    return None
+
+
+def netns_rows(b, topo, lo_server):
+    import netns
+    reps, secs = reps_secs(3, 0.4, b.args)
+    cap, streams = 0.2, 4
+    sizes = [65536] if b.args.quick else [4096, 65536, 1 << 20]
+    veth, shaped, lo = "veth", f"veth, {topo.rate} tbf proxy->server", "loopback"
+    if not b.cg.kind:
+        b.skipped.append(f"capped rows ({b.cg.why})")
+    b.net, b.server = topo, None
+    ns_server = b.upstream()
+    try:
+        topo.shape()
+        topo.unshape()
+        can_shape = True
+    except netns.Unavailable as e:
+        b.skipped.append(f"the shaped rows ({e})")
+        can_shape = False
+    proxies = [Proxy("direct", "no proxy (routed through the proxy namespace)", "direct", program="direct")] + \
+        b.proxies
+    placed = []
+    rows = []
+    for rep in range(reps):
+        for px in proxies:
+            # On the veths: capped, uncapped, then shaped, one proxy process.
+            b.net, b.server = topo, ns_server
+            run = b.start(px, ns_server[1])
+            if run is None:
+                continue
+            why = netns_placed(run, topo)
+            if why:
+                b.skipped.append(f"{px.label} on the veths ({why})")
+                run.stop()
+                continue
+            if run.pid:
+                placed.append(px.key)
+            plan = [] if px.kind == "direct" or not b.cg.kind else \
+                [(cap, f"stream={streams},{s}") for s in sizes] + [(cap, SHORT)]
+            free_sizes = sizes if px.kind == "example" else [65536]
+            plan += [(None, f"stream={streams},{s}") for s in free_sizes] + [(None, SHORT)]
+            plan = [(veth, c, w) for c, w in plan] + ([(shaped, None, f"stream={streams},65536")] if can_shape else [])
+            for topology, c, w in plan:
+                b.cap(run, c)
+                if topology == shaped:
+                    topo.shape()
+                try:
+                    r = b.load(run, secs, [w])
+                finally:
+                    if topology == shaped:
+                        topo.unshape()
+                b.record(rows, run, rep, c, r, topology=topology)
+                say(progress(f"netns {rep + 1}/{reps} {px.label} [{topology}] {w} cap {c}", r, w.split("=")[0]))
+            for line in run.stop():
+                rows.append(dict(proxy=px.key, rep=rep, topology=veth, pool=line))
+            if px.kind == "direct" or not b.cg.kind:
+                continue
+            # The same proxy on loopback in the same repeat: the reference for veth / loopback.
+            b.net, b.server = None, lo_server
+            run = b.start(px, lo_server[1])
+            if run is None:
+                continue
+            for w in (f"stream={streams},65536", SHORT):
+                b.cap(run, cap)
+                r = b.load(run, secs, [w])
+                b.record(rows, run, rep, cap, r, topology=lo)
+                say(progress(f"netns {rep + 1}/{reps} {px.label} [{lo}] {w} cap {cap}", r, w.split("=")[0]))
+            run.stop()
+    return b.meta("netns", reps, secs, cap=cap, streams=streams, sizes=sizes, short=SHORT,
+                  topologies=[veth, shaped, lo], topology=topo.describe(),
+                  placement=f"Checked after each start: every proxy pid in its cgroup and in {topo.ns['proxy']} "
+                            f"({len(set(placed))} proxies)"), rows
+
+
 PARTS = {"peers": part_peers, "reqresp": part_reqresp, "latency": part_latency, "small": part_small,
-         "threads": part_threads, "unprivileged": part_unprivileged, "rate": part_rate}
+         "threads": part_threads, "unprivileged": part_unprivileged, "rate": part_rate, "netns": part_netns}
 
 
 def main():

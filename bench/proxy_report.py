@@ -454,7 +454,76 @@ def rate(meta, rows):
         table(["benchmark", "ns per take"], [[r["name"], f"{r['ns']:.1f}"] for r in micro])
 
 
-PARTS = ("peers", "reqresp", "latency", "small", "threads", "unprivileged", "rate")
+def netns(meta, rows):
+    """Rows from three topologies, each row labelled: veth (client, proxy, server in namespaces of
+    their own), the same with the proxy -> server link shaped by tbf, and loopback (reference)."""
+    if not rows:
+        print(f"\n## Across network namespaces: veth links\n\nNot run: {meta.get('missing')}.\n")
+        return
+    rows = Rows(rows)
+    t, cap, sizes = meta["topology"], meta["cap"], meta["sizes"]
+    veth, shaped, lo = meta["topologies"]
+    header(meta, "Across network namespaces: veth links",
+           f"The load generator's client, the proxy and the load generator's server each in a network namespace "
+           f"of its own (`ip netns`), joined by two veth pairs with MTU {t['mtu']} ({t['client']} -> {t['proxy']}, "
+           f"{t['proxy_upstream']} -> {t['server']}), so bytes cross links with their own queues, GRO and softirq "
+           f"work instead of loopback (MTU 64 KiB). The *topology* column says where each row ran: *{veth}*; "
+           f"*{shaped}*: {t['shaped_link']}; *{lo}*: the same proxy on 127.0.0.1 in the same repeat, the "
+           f"reference. {meta['streams']} streams of fixed-size writes and `{meta['short']}` as in the peers "
+           f"part; capped rows at {cap:.0%} of one CPU. The *no proxy* row is routed through the proxy "
+           f"namespace by the kernel (the generator's ceiling on the same links). {meta.get('placement', '')}; "
+           f"congestion control in the namespaces: {', '.join(f'{k} {v}' for k, v in t['congestion'].items())}."
+           + haproxy_threads(rows))
+    capped = rows.where(cap=cap)
+    ps = capped.proxies()
+    print(f"**MB/s per proxy core** by write size and 16 KiB connections/s per proxy core, capped at {cap:.0%}:\n")
+    table(["proxy", "topology"] + [size(s) for s in sizes] + ["conns/s per core", "throttled"],
+          [[LABELS[p], topo] + [spread(capped.where(proxy=p, topology=topo, write=s).values(per_core_mb))
+                                for s in sizes] +
+           [spread(capped.where(proxy=p, topology=topo, kind="conns").values(per_core_conns)),
+            spread(capped.where(proxy=p, topology=topo).values(throttled), "{:.0%}")]
+           for p in ps for topo in (veth, lo)])
+    free = rows.where(cap=None)
+    print("**Uncapped, end to end** (64 KiB writes; the proxy, the generator and the sink share the CPUs; "
+          f"*{shaped}* rows are bound by the link, so their CPU per GiB is the figure to read):\n")
+    table(["proxy", "topology", "MB/s", "proxy cores", "generator cores", "CPU s/GiB", "conns/s", "proxy cores"],
+          [[LABELS[p], topo] + [spread(free.where(proxy=p, topology=topo, write=65536).values(f), fmt) for f, fmt in
+                                ((mbps, "{:.0f}"), (cores, "{:.2f}"), (gen_cores, "{:.2f}"), (gib_cpu, "{:.3f}"))] +
+           ([spread(free.where(proxy=p, topology=topo, kind="conns").values(f), fmt) for f, fmt in
+             ((conns, "{:.0f}"), (cores, "{:.2f}"))] if topo == veth else ["-", "-"])
+           for p in free.proxies() for topo in (veth, shaped)])
+    pairs = [(a, b) for a, b in pairs_present(rows) if b in ("haproxy-splice", "haproxy") or b == a + "-us"]
+    cv, cl, fv, fs = (capped.where(topology=veth), capped.where(topology=lo), free.where(topology=veth),
+                      free.where(topology=shaped))
+    print(f"**Ratios** against HAProxy splice and against the same program's user-space path, repeat by repeat "
+          f"(median and min-max): per proxy core capped at {cap:.0%} on the veths, uncapped on the veths, CPU per "
+          f"GiB over the shaped link (below 1.00x: cheaper), and per proxy core on loopback in the same repeats:\n")
+    table(["ratio"] + [f"{veth} {size(s)} per core" for s in sizes] +
+          [f"{veth} conns per core", f"{veth} uncapped MB/s", f"{veth} uncapped conns/s", f"{shaped} CPU s/GiB",
+           f"{lo} 64 KiB per core", f"{lo} conns per core"],
+          [[f"{LABELS[a]} / {LABELS[b]}"] + [pair_ratio(cv, a, b, per_core_mb, write=s) for s in sizes] +
+           [pair_ratio(cv, a, b, per_core_conns, kind="conns"), pair_ratio(fv, a, b, mbps, write=65536),
+            pair_ratio(fv, a, b, conns, kind="conns"), pair_ratio(fs, a, b, gib_cpu, write=65536),
+            pair_ratio(cl, a, b, per_core_mb, write=65536), pair_ratio(cl, a, b, per_core_conns, kind="conns")]
+           for a, b in pairs])
+    print(f"**{veth} / {lo}** for each proxy, per proxy core capped at {cap:.0%}, repeat by repeat (what the links "
+          "cost or save the proxy):\n")
+    across = lambda p, fn, **kv: ratio([a / b for k, a in cv.where(proxy=p, **kv).by_rep(fn).items()
+                                        for b in [cl.where(proxy=p, **kv).by_rep(fn).get(k)] if a and b])
+    table(["proxy", "64 KiB per core", "conns per core"],
+          [[LABELS[p], across(p, per_core_mb, write=65536), across(p, per_core_conns, kind="conns")] for p in ps])
+    own = [(a, b) for a, b in pairs if b == a + "-us"]
+    if own and len(sizes) > 1:
+        print(f"**Spliced against the same program's `--userspace`, uncapped on the veths**, MB/s by write size, "
+              "repeat by repeat:\n")
+        table(["ratio"] + [size(s) for s in sizes],
+              [[f"{LABELS[a]} / {LABELS[b]}"] + [pair_ratio(fv, a, b, mbps, write=s) for s in sizes] for a, b in own])
+    failed = sum(1 for r in rows.rows if r.get("rc") or r.get("proxy_errors"))
+    if failed:
+        print(f"{failed} runs had a failed or short connection, or a proxy-logged error (see the JSON).\n")
+
+
+PARTS = ("peers", "reqresp", "latency", "small", "threads", "unprivileged", "rate", "netns")
 
 
 def section(part, path, chart=None):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """The results folders of bench/run. One holds one JSON file per part (streams.json, files.json,
-peers.json, reqresp.json, latency.json, small.json, threads.json, unprivileged.json) and timing.json; README.md
+peers.json, reqresp.json, latency.json, small.json, threads.json, unprivileged.json,
+netns.json) and timing.json; README.md
 and the charts (streams.png, peers.png) are made from them here. A subfolder holds a variant run,
 named after its TCP congestion control (CONGESTION=cubic: cubic/), with the same layout.
 
