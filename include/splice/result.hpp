@@ -38,6 +38,15 @@ struct result {
   const char* fallback = "";
 };
 
+/// What a proxy did: each direction's copy, and the first error of either.
+struct proxy_result {
+  result a_to_b, b_to_a;
+  /// The first error in either direction; falsy when both ended with end of file.
+  std::error_code error;
+  /// The system call behind error, or a word of README's list, or "".
+  const char* op = "";
+};
+
 /// What a copier waits for after advance().
 enum class step {
   read,    ///< src to become readable
