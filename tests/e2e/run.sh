@@ -200,9 +200,9 @@ variants=(tcp epoll epoll_threads)
 for variant in "${variants[@]}"; do
   case $variant in
     tcp) proxy=("$tcp_proxy") ;;
-    epoll) proxy=("$epoll_proxy") ;;
+    epoll) proxy=("$epoll_proxy" --threads 1) ;;  # one loop; the default is one per CPU
     epoll_threads) proxy=("$epoll_proxy" --threads 2) ;;
-    asio) proxy=("$asio_proxy") ;;
+    asio) proxy=("$asio_proxy" --threads 1) ;;
     asio_threads) proxy=("$asio_proxy" --threads 4) ;;  # both directions of a connection on one strand
   esac
   for mode in "" --userspace; do
