@@ -1059,14 +1059,14 @@ TEST_CASE("async_read_proxy_header: a silent client, or one that stops inside th
   if (!part.empty()) test::write_all(g.client(), part);
   std::optional<splice::proxy_header_reader<>> got;
   error_code ec;
+  const auto start = std::chrono::steady_clock::now();  // before the deadline's timer starts
   splice::async_read_proxy_header(g.s, 100ms, [&](error_code e, splice::proxy_header_reader<> r) {
     ec = e, got.emplace(std::move(r));
   });
-  const auto start = std::chrono::steady_clock::now();
   ctx.run();
   const auto took = std::chrono::steady_clock::now() - start;
-  CHECK(took >= 100ms);
-  CHECK(took < 1000ms);
+  CHECK(took >= 100ms);  // never before the deadline
+  CHECK(took < 5000ms);  // and not hung
   REQUIRE(got);
   CHECK(got->error() == std::errc::timed_out);
   CHECK(std::error_code(ec) == std::errc::timed_out);
