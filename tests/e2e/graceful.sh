@@ -51,6 +51,9 @@ exits_within() {
   wait "$pid"; status=$?
   echo "exit status $status after $took_ms ms"
 }
+# has_bytes FILE: waits (at most 5 s) until FILE holds a byte: a download has begun.
+has_bytes() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "no bytes in $1"; return 1; }
+
 # after_drain PATTERN: a line matching PATTERN comes after the "draining:" line (it was in flight).
 after_drain() { sed -n '/^draining:/,$p' "$log" | grep -q "$1" || { echo "no '$1' after the signal"; cat "$log"; return 1; }; }
 
@@ -58,8 +61,7 @@ after_drain() { sed -n '/^draining:/,$p' "$log" | grep -q "$1" || { echo "no '$1
 # is refused; the upload arrives exact, spliced, and the proxy exits 0 by itself.
 in_flight() {
   start "$1" "127.0.0.1:$sink" --rate 6000000 "${@:2}" || return 1
-  in_background up client upload "$port" 16777216 || return 1
-  sleep 1
+  in_background up client upload "$port" 16777216 || return 1  # connected; at 6 MB/s for about 3 s
   kill -TERM "$pid"; t0=$(now_ms)
   wait_log '^draining:' && client refused "$port" || return 1
   wait "$bg" || { cat "$work/up.out"; return 1; }
@@ -72,8 +74,9 @@ file_in_flight() {
   start "$file_server" "$work/root" || return 1
   in_background idle client idle "$port" || return 1
   local idle_client=$bg
+  rm -f "$work/got.bin"
   curl -sf --limit-rate 6M "http://127.0.0.1:$port/big.bin" -o "$work/got.bin" & local dl=$!
-  sleep 1
+  has_bytes "$work/got.bin" || return 1  # the download is under way
   kill -TERM "$pid"; t0=$(now_ms)
   wait_log '^draining:' && client refused "$port" || return 1
   wait "$idle_client" || { cat "$work/idle.out"; return 1; }
@@ -90,8 +93,9 @@ cut_off() {
   local flags=(--drain-timeout 1); [ -n "${SECOND:-}" ] && flags=()
   start "$1" "$2" "${flags[@]}" || return 1
   if [ "$1" = "$file_server" ]; then
-    curl -s --limit-rate 200K -o /dev/null "http://127.0.0.1:$port/big.bin" & bg=$!
-    sleep 0.3
+    rm -f "$work/cut.bin"
+    curl -s --limit-rate 200K -o "$work/cut.bin" "http://127.0.0.1:$port/big.bin" & bg=$!
+    has_bytes "$work/cut.bin" || return 1
   else
     in_background held client hold "$port" || return 1
   fi
@@ -115,8 +119,7 @@ cut_second() { SECOND=1 cut_off "$@"; }
 # loops drain, every upload arrives exact, exit 0.
 threads() {
   start "$epoll_proxy" "127.0.0.1:$sink" --threads 2 --rate 4000000 || return 1
-  in_background up client upload "$port" 8388608 8 || return 1
-  sleep 0.5
+  in_background up client upload "$port" 8388608 8 || return 1  # at 4 MB/s each for about 2 s
   kill -TERM "$pid"; t0=$(now_ms)
   wait "$bg" || { cat "$work/up.out"; return 1; }
   exits_within 15 && [ "$status" -eq 0 ] || return 1
